@@ -1,0 +1,37 @@
+"""The README's commands, run as a user would, in a temp dir."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def run(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "captcha_robustness.render_grid", *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+
+def test_render_grid_writes_a_png(tmp_path):
+    result = run(tmp_path, "grid.count=3", "grid.levels=[0.2,0.6]", "hydra.run.dir=out")
+    assert result.returncode == 0, result.stderr
+    png = tmp_path / "out" / "captchas.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "out" / ".hydra" / "config.yaml").exists()
+    assert "wrote" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("noise.level=2", "noise.level"),
+        ("data.render.overlap_max=-1", "data.render.overlap_min/overlap_max"),
+        ("grid.split=holdout", "grid.split"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, override, field):
+    extra = ["noise=gaussian"] if override.startswith("noise.") else []
+    result = run(tmp_path, *extra, override, "hydra.run.dir=out")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: " + field), result.stderr
+    assert not (tmp_path / "out" / "captchas.png").exists()

@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from captcha_robustness.cli import CONFIG_DIR
+from captcha_robustness.data.datamodule import CaptchaDataModule, CaptchaIdSampler
+from captcha_robustness.data.digits import MnistDigits, Mnist5kDigits
+from captcha_robustness.errors import ConfigError
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_dm(**kwargs):
+    args = dict(digits=Mnist5kDigits(), noise={"name": "salt_and_pepper", "level": 0.3},
+                train_size=96, val_size=40, test_size=50, batch_size=16)
+    args.update(kwargs)
+    return CaptchaDataModule(**args)
+
+
+def collect(loader):
+    batches = list(loader)
+    return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
+
+
+def test_instantiate_from_the_composed_config():
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("render", overrides=["noise=gaussian", "noise.level=[0.2,0.3,0.4]", "data.test_size=8"])
+    dm = instantiate(cfg.data)
+    assert isinstance(dm, CaptchaDataModule)
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["image"].shape == (8, 1, 100, 110)
+    assert {round(x, 6) for x in batch["noise_level"].tolist()} <= {0.2, 0.3, 0.4}
+
+
+def test_batches_and_fixed_test_set():
+    dm = make_dm()
+    test = collect(dm.test_dataloader())
+    assert test["captcha_id"].tolist() == list(range(50))
+    assert test["image"].dtype == torch.float32 and test["label"].dtype == torch.int64
+    again = collect(make_dm(batch_size=7).test_dataloader())
+    assert torch.equal(test["image"], again["image"]) and torch.equal(test["label"], again["label"])
+
+
+def test_same_data_whatever_the_worker_count():
+    single = collect(make_dm(num_workers=0).test_dataloader())
+    multi = collect(make_dm(num_workers=2, batch_size=8).test_dataloader())
+    assert torch.equal(single["image"], multi["image"])
+
+
+def test_training_draws_fresh_distinct_captchas_each_epoch_and_worker():
+    dm = make_dm(num_workers=2)
+    loader = dm.train_dataloader()
+    epoch0 = collect(loader)["captcha_id"]
+    loader.sampler.set_epoch(1)
+    epoch1 = collect(loader)["captcha_id"]
+    assert len(epoch0.unique()) == len(epoch0) == 96  # no two workers drew the same CAPTCHA
+    assert set(epoch0.tolist()).isdisjoint(epoch1.tolist())
+
+
+def test_ranks_draw_disjoint_ids():
+    for fresh, size in ((True, 100), (False, 101)):
+        shards = [list(CaptchaIdSampler(size, rank, 3, fresh_each_epoch=fresh)) for rank in range(3)]
+        flat = [i for shard in shards for i in shard]
+        assert len(flat) == len(set(flat))
+        assert [len(s) for s in shards] == [len(CaptchaIdSampler(size, r, 3, fresh)) for r in range(3)]
+        if not fresh:
+            assert sorted(flat) == list(range(size))  # every eval CAPTCHA exactly once
+
+
+def test_noise_changes_only_the_noised_pixels():
+    clean = collect(make_dm(noise={"name": "none"}).test_dataloader())
+    for name in ("gaussian", "salt_and_pepper"):
+        noisy = collect(make_dm(noise={"name": name, "level": 0.1}).test_dataloader())
+        assert torch.equal(clean["label"], noisy["label"])
+        changed = (clean["image"] != noisy["image"]).float().mean().item()
+        assert 0.05 < changed <= 0.105
+
+
+def test_render_on_device_hook_gives_the_same_batch():
+    dm = make_dm(render_on_device=True)
+    ids_only = next(iter(dm.test_dataloader()))
+    assert set(ids_only) == {"captcha_id", "split"}
+    rendered = dm.on_after_batch_transfer(ids_only, 0)
+    direct = next(iter(make_dm().test_dataloader()))
+    assert torch.equal(rendered["image"], direct["image"])
+
+
+def test_mnist5k_split_is_stratified_and_disjoint(splits):
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (4000, 500, 500)
+    assert splits.test.labels.bincount().tolist() == [50] * 10
+    seen = set()
+    for pool in (splits.train, splits.val, splits.test):
+        keys = {bytes(img.numpy()) for img in pool.images}
+        assert seen.isdisjoint(keys)
+        seen |= keys
+
+
+@pytest.mark.skipif(not (SHARED_MNIST / "MNIST" / "raw").exists(), reason="full MNIST not beside the checkout")
+def test_full_mnist_pools():
+    splits = MnistDigits(root=str(SHARED_MNIST)).load()
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (55000, 5000, 10000)
+
+
+def test_bad_data_config():
+    with pytest.raises(ConfigError, match="digits.root"):
+        MnistDigits(root="/nonexistent/mnist").load()
+    with pytest.raises(ConfigError, match="data.batch_size"):
+        make_dm(batch_size=0)
+    with pytest.raises(ConfigError, match="data.render.scale_min"):
+        make_dm(render={"scale_min": 2.0, "scale_max": 1.0})
+    with pytest.raises(ConfigError, match="data.render.colour"):
+        make_dm(render={"colour": 1})
