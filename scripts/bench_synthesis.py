@@ -1,0 +1,97 @@
+"""Rendering + noise throughput: our batched renderer against the reference's per-CAPTCHA
+PIL loop, side by side in one process, in alternating rounds (these machines are noisy;
+the medians are reported).
+
+    uv run python scripts/bench_synthesis.py [--rounds 5] [--batch 256] [--digits-root ../shared/data]
+
+Both run in one process: the baseline is single-threaded Python by nature; ours uses
+torch's intra-op threads (all cores of this process), as the DataModule does with
+data.num_workers=0. More workers come on top and are measured separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from captcha_robustness.data import reference_pil
+from captcha_robustness.data.datamodule import CaptchaDataModule
+from captcha_robustness.data.digits import MnistDigits, Mnist5kDigits
+from captcha_robustness.data.noise import NoiseConfig
+from captcha_robustness.data.render import RenderConfig, patch_size
+from captcha_robustness.data.synth import CaptchaSynth
+
+NOISES = [("none", 0.0), ("gaussian", 0.3), ("salt_and_pepper", 0.3)]
+
+
+def rate(fn, count: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--ours", type=int, default=8192, help="CAPTCHAs per round, ours")
+    parser.add_argument("--baseline", type=int, default=500, help="CAPTCHAs per round, PIL loop")
+    parser.add_argument("--digits-root", default=None, help="full MNIST root (default: embedded mnist5k)")
+    args = parser.parse_args()
+
+    source = MnistDigits(root=args.digits_root) if args.digits_root else Mnist5kDigits()
+    splits = source.load()
+    cfg = RenderConfig()
+    patch = patch_size(splits.train.images, cfg)
+    pool_np, labels_np = splits.train.images.numpy(), splits.train.labels.numpy()
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"digits={source.name} (train pool {len(splits.train)}), torch threads={torch.get_num_threads()}, "
+          f"batch={args.batch}, rounds={args.rounds}, devices={devices}")
+
+    results: dict[tuple[str, str], list[float]] = {}
+    gen = np.random.default_rng(0)
+    next_id = 0
+    for _ in range(args.rounds):
+        for name, level in NOISES:
+            noise_arg = None if name == "none" else name
+            results.setdefault((name, "baseline"), []).append(rate(
+                lambda: [reference_pil.render_noisy(pool_np, labels_np, gen, noise_arg, level)
+                         for _ in range(args.baseline)], args.baseline))
+            noise = NoiseConfig.from_dict({"name": name, "level": level})
+            for device in devices:
+                synth = CaptchaSynth(splits.train, patch, "train", 0, cfg, noise).to(device)
+
+                def ours() -> None:
+                    nonlocal next_id
+                    for start in range(next_id, next_id + args.ours, args.batch):
+                        synth(torch.arange(start, start + args.batch, device=device))
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    next_id += args.ours
+
+                results.setdefault((name, device), []).append(rate(ours, args.ours))
+
+    print(f"\n{'noise':<22}{'PIL loop /s':>12}" + "".join(f"{'ours ' + d + ' /s':>16}{'ratio':>8}" for d in devices))
+    for name, level in NOISES:
+        base = statistics.median(results[(name, "baseline")])
+        row = f"{name + (f' {level:g}' if level else ''):<22}{base:>12,.0f}"
+        for device in devices:
+            ours = statistics.median(results[(name, device)])
+            row += f"{ours:>16,.0f}{ours / base:>7.1f}x"
+        print(row)
+
+    print("\nThrough the DataModule (salt_and_pepper 0.3, batch 64, train split), CAPTCHAs/s:")
+    for workers in (0, 2):
+        dm = CaptchaDataModule(source, {"name": "salt_and_pepper", "level": 0.3}, train_size=64 * 120,
+                               batch_size=64, num_workers=workers)
+        loader = dm.train_dataloader()
+        iter(loader)  # start the workers before timing
+        print(f"  num_workers={workers}: {rate(lambda: [b for b in loader], 64 * 120):,.0f}")
+
+
+if __name__ == "__main__":
+    main()
