@@ -1,0 +1,1 @@
+"""Digit sources, the CAPTCHA renderer, noise, and the Lightning DataModule."""

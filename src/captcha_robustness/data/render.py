@@ -1,0 +1,213 @@
+"""Batched CAPTCHA renderer following the reference recipe (REFERENCE.md).
+
+Per digit: scale and rotate around its centre (one bilinear sample into a small
+P x P patch); find its ink box; lay the digits left to right with a random overlap,
+each centred vertically on its ink; crop the content plus padding and stretch it to
+height x width (one bilinear sample of a small canvas). All randomness comes from
+`rng` keyed by (key, captcha_id), so a CAPTCHA does not depend on its batch.
+
+Where the reference differs: it resized and rotated in two uint8 PIL passes and
+pasted digits with alpha; here one float pass samples scale+rotation, and strokes
+that cross in the overlaps merge by max (order-independent, hence deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from captcha_robustness.data import rng
+from captcha_robustness.errors import ConfigError
+
+DIGIT_SIZE = 28
+# PIL works in uint8: a pixel is ink when it would round to at least 1/255.
+INK_THRESHOLD = 0.5 / 255
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    num_digits: int = 4
+    height: int = 100
+    width: int = 110
+    scale_min: float = 0.9
+    scale_max: float = 1.3
+    rotation_min: float = -20.0  # degrees, counter-clockwise positive
+    rotation_max: float = 20.0
+    overlap_min: int = 2  # pixels, inclusive
+    overlap_max: int = 6
+    padding: int = 2
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, field: str, allowed: str) -> None:
+            if not ok:
+                raise ConfigError(f"data.render.{field}: must be {allowed}")
+
+        check(isinstance(self.num_digits, int) and 1 <= self.num_digits <= 16, "num_digits", "an integer in [1, 16]")
+        check(isinstance(self.height, int) and self.height >= 8, "height", "an integer >= 8")
+        check(isinstance(self.width, int) and self.width >= 8, "width", "an integer >= 8")
+        check(0 < self.scale_min <= self.scale_max <= 4, "scale_min/scale_max", "0 < scale_min <= scale_max <= 4")
+        check(-90 <= self.rotation_min <= self.rotation_max <= 90, "rotation_min/rotation_max",
+              "-90 <= rotation_min <= rotation_max <= 90 degrees")
+        check(isinstance(self.overlap_min, int) and isinstance(self.overlap_max, int)
+              and 0 <= self.overlap_min <= self.overlap_max <= 20, "overlap_min/overlap_max",
+              "integers with 0 <= overlap_min <= overlap_max <= 20")
+        check(isinstance(self.padding, int) and 0 <= self.padding <= 20, "padding", "an integer in [0, 20]")
+
+
+@dataclass(frozen=True)
+class DigitPool:
+    """Digits ready to render: uint8 images (N, 28, 28), int64 labels (N,), and each digit's
+    ink-box centre (N, 2) as (x, y) in pixels, about which it is scaled and rotated."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    ink_center: torch.Tensor
+
+    @staticmethod
+    def from_tensors(images: torch.Tensor, labels: torch.Tensor) -> DigitPool:
+        images = images.reshape(-1, DIGIT_SIZE, DIGIT_SIZE).to(torch.uint8)
+        left, right, top, bottom = _ink_boxes(images)
+        center = torch.stack([(left + right) / 2, (top + bottom) / 2], 1)
+        return DigitPool(images, labels.reshape(-1).long(), center)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device: torch.device | str) -> DigitPool:
+        return DigitPool(self.images.to(device), self.labels.to(device), self.ink_center.to(device))
+
+
+def _ink_boxes(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Float (left, right, top, bottom) pixel edges of each uint8 digit's ink; a blank digit gets its centre."""
+    ink = images > 0
+    rows, cols = ink.any(2), ink.any(1)
+    idx = torch.arange(DIGIT_SIZE, device=images.device)
+
+    def first_last(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first = torch.where(mask, idx, DIGIT_SIZE).amin(1)
+        last = torch.where(mask, idx + 1, 0).amax(1)
+        blank = ~mask.any(1)
+        return first.masked_fill(blank, DIGIT_SIZE // 2).float(), last.masked_fill(blank, DIGIT_SIZE // 2).float()
+
+    left, right = first_last(cols)
+    top, bottom = first_last(rows)
+    return left, right, top, bottom
+
+
+def patch_size(digits: torch.Tensor, cfg: RenderConfig) -> int:
+    """Side of the square patch that holds any of `digits` after any allowed scale and rotation
+    about its ink centre (plus one pixel of bilinear spill). It depends only on the digit source
+    and the config, so every sample position does too."""
+    left, right, top, bottom = _ink_boxes(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE))
+    half_w, half_h = ((right - left) / 2).max().item(), ((bottom - top) / 2).max().item()
+    angles = torch.linspace(math.radians(cfg.rotation_min), math.radians(cfg.rotation_max), 181)
+    cos, sin = angles.cos().abs(), angles.sin().abs()
+    reach = torch.maximum(half_w * cos + half_h * sin, half_w * sin + half_h * cos).max().item()
+    return 2 * math.ceil(reach * cfg.scale_max + 1)
+
+
+@dataclass(frozen=True)
+class CaptchaParams:
+    """The random choices behind a batch of CAPTCHAs, all (B, num_digits) except overlap (B, num_digits - 1)."""
+
+    digit_index: torch.Tensor
+    scale: torch.Tensor
+    angle_deg: torch.Tensor
+    overlap: torch.Tensor
+
+
+def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig) -> CaptchaParams:
+    """Draw each CAPTCHA's digits and geometry from its own key."""
+    n = cfg.num_digits
+    words = rng.random_words(keys, 4 * n)
+    unit = rng.words_to_unit(words[:, n:]).float()
+    digit_index = ((words[:, :n] >> 1) & ((1 << 62) - 1)) % pool_size
+    scale = cfg.scale_min + unit[:, :n] * (cfg.scale_max - cfg.scale_min)
+    angle = cfg.rotation_min + unit[:, n:2 * n] * (cfg.rotation_max - cfg.rotation_min)
+    span = cfg.overlap_max - cfg.overlap_min + 1
+    overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
+    return CaptchaParams(digit_index, scale, angle, overlap)
+
+
+def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, angle_deg: torch.Tensor,
+                   size: int) -> torch.Tensor:
+    """(N, 1, P, P): each 28x28 digit scaled and rotated about its ink centre, by one bilinear sample."""
+    theta = torch.deg2rad(angle_deg)
+    k = 1.0 / (scale * (DIGIT_SIZE / 2))  # output pixels -> grid_sample's [-1, 1] source coordinates
+    cos, sin = (theta.cos() * k).view(-1, 1, 1), (theta.sin() * k).view(-1, 1, 1)
+    center = center * (2.0 / DIGIT_SIZE) - 1
+    offsets = torch.arange(size, device=digits.device, dtype=torch.float32) + (0.5 - size / 2)
+    x, y = offsets.view(1, 1, size), offsets.view(1, size, 1)
+    grid = torch.empty(digits.shape[0], size, size, 2, device=digits.device)
+    torch.sub(cos * x + center[:, 0].view(-1, 1, 1), sin * y, out=grid[..., 0])
+    torch.add(sin * x + center[:, 1].view(-1, 1, 1), cos * y, out=grid[..., 1])
+    return F.grid_sample(digits, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _ink_extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and one-past-last index where a (N, P) max-profile shows ink; an empty digit gets (P//2, P//2)."""
+    ink = profile > INK_THRESHOLD
+    size = ink.shape[-1]
+    first = ink.byte().argmax(-1)
+    last = size - ink.flip(-1).byte().argmax(-1)
+    empty = ~ink.any(-1)
+    first = first.masked_fill(empty, size // 2)
+    last = last.masked_fill(empty, size // 2)
+    return first, last
+
+
+def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int) -> torch.Tensor:
+    """Render clean CAPTCHAs: float32 (B, 1, height, width) in [0, 1], white digits on black.
+
+    `params.digit_index` points into `pool`; `patch` comes from `patch_size`.
+    """
+    b, n = params.digit_index.shape
+    device = pool.images.device
+    flat_index = params.digit_index.reshape(-1)
+    digits = pool.images[flat_index].unsqueeze(1).float().div_(255.0)
+    patches = _digit_patches(digits, pool.ink_center[flat_index], params.scale.reshape(-1),
+                             params.angle_deg.reshape(-1), patch)
+
+    left, right = _ink_extent(patches.amax(dim=2).view(b * n, patch))
+    top, bottom = _ink_extent(patches.amax(dim=3).view(b * n, patch))
+    left, right, top, bottom = (t.view(b, n) for t in (left, right, top, bottom))
+    width, height = right - left, bottom - top
+
+    # Ink boxes laid left to right, each next one starting `overlap` px before the last ends;
+    # vertically each ink box is centred on y = 0 as PIL's (H - h) // 2 would place it.
+    advance = width[:, :-1] - params.overlap
+    ink_x = torch.cat([torch.zeros_like(width[:, :1]), advance.cumsum(1)], 1)
+    ink_y = -torch.div(height + 1, 2, rounding_mode="floor")
+    pad = cfg.padding
+    crop_x0 = ink_x.amin(1, keepdim=True) - pad
+    crop_y0 = ink_y.amin(1, keepdim=True) - pad
+    crop_w = (ink_x + width).amax(1, keepdim=True) + pad - crop_x0
+    crop_h = (ink_y + height).amax(1, keepdim=True) + pad - crop_y0
+
+    # A fixed-size canvas in crop coordinates (its size depends only on the config and patch
+    # size, never on the batch). Every ink pixel lands inside it; patch pixels that fall
+    # outside are blank and go to one spare slot at the end.
+    canvas_h = patch + 2 * pad
+    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad
+    spare = b * canvas_h * canvas_w
+    within = torch.arange(patch, device=device)
+    rows = (ink_y - top - crop_y0).view(b * n, 1, 1) + within.view(1, patch, 1)
+    cols = (ink_x - left - crop_x0).view(b * n, 1, 1) + within.view(1, 1, patch)
+    inside = ((rows >= 0) & (rows < canvas_h)) & ((cols >= 0) & (cols < canvas_w))
+    image_start = (torch.arange(b, device=device) * (canvas_h * canvas_w)).repeat_interleave(n).view(b * n, 1, 1)
+    index = torch.where(inside, image_start + rows * canvas_w + cols, spare)
+    canvas = torch.zeros(spare + 1, device=device)
+    canvas.scatter_reduce_(0, index.view(-1), patches.view(-1), reduce="amax")
+    canvas = canvas[:spare].view(b, 1, canvas_h, canvas_w)
+
+    # Stretch the crop to the output size: output pixel centres mapped into the crop
+    # (PIL's resize convention), then to grid_sample's normalised canvas coordinates.
+    u = torch.arange(cfg.width, device=device, dtype=torch.float32) + 0.5
+    v = torch.arange(cfg.height, device=device, dtype=torch.float32) + 0.5
+    grid = torch.empty(b, cfg.height, cfg.width, 2, device=device)
+    grid[..., 0] = u.view(1, 1, -1) * (crop_w.float() * (2.0 / cfg.width / canvas_w)).view(b, 1, 1) - 1
+    grid[..., 1] = v.view(1, -1, 1) * (crop_h.float() * (2.0 / cfg.height / canvas_h)).view(b, 1, 1) - 1
+    return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,49 @@
+"""Noisy CAPTCHAs of one split, by id: the pure render and noise functions bound to a
+digit pool, a seed and configs. Used by the DataModule, the grid command and benchmarks."""
+
+from __future__ import annotations
+
+import torch
+
+from captcha_robustness.data import rng
+from captcha_robustness.data.noise import NoiseConfig, apply_noise, level_keys, sample_levels
+from captcha_robustness.data.render import DigitPool, RenderConfig, render, sample_params
+
+
+class CaptchaSynth:
+    """`synth(ids)` -> batch dict: `image` float32 (B, 1, H, W) in [0, 1], `label` int64
+    (B, num_digits), `captcha_id` int64 (B,), `noise_level` float32 (B,).
+
+    The clean CAPTCHA depends only on (seed, split, id) and the noise only on
+    (seed, split, id, noise config), whatever the batch or device.
+    """
+
+    def __init__(self, pool: DigitPool, patch: int, split: str, seed: int,
+                 render_cfg: RenderConfig, noise: NoiseConfig) -> None:
+        self.pool, self.patch, self.render_cfg, self.noise = pool, patch, render_cfg, noise
+        self.split, self.seed = split, seed
+        self._render_key = rng.derive_key(seed, split, "render")
+        self._noise_key = rng.derive_key(seed, split, "noise")
+
+    def with_noise(self, noise: NoiseConfig) -> CaptchaSynth:
+        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, noise)
+
+    def to(self, device: torch.device | str) -> CaptchaSynth:
+        return CaptchaSynth(self.pool.to(device), self.patch, self.split, self.seed, self.render_cfg, self.noise)
+
+    def clean(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = ids.to(self.pool.images.device, torch.int64)
+        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg)
+        images = render(self.pool, params, self.render_cfg, self.patch)
+        return images, self.pool.labels[params.digit_index]
+
+    def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
+        images, labels = self.clean(ids)
+        noise_keys = rng.item_keys(self._noise_key, ids)
+        return {
+            "image": apply_noise(images, self.noise, noise_keys),
+            "label": labels,
+            "captcha_id": ids,
+            "noise_level": sample_levels(self.noise, level_keys(noise_keys)),
+        }
