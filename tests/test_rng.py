@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from captcha_robustness.data import rng
@@ -17,5 +18,6 @@ def test_uniforms_are_uniform_and_keyed():
     assert abs(u.mean().item() - 0.5) < 0.01
     assert abs(u.var().item() - 1 / 12) < 0.003
     assert rng.derive_key(3, "test") != rng.derive_key(4, "test") != rng.derive_key(3, "train")
-    lanes = rng.random_uint16(keys, 1000).float()
+    lanes = rng.random_words(keys, 250).view(torch.int16).float()  # the noise's 16-bit lanes
     assert abs(lanes.mean().item() + 0.5) < 200  # centred on -0.5 in [-32768, 32767]
+    assert lanes.std().item() == pytest.approx(65536 / 12**0.5, rel=0.01)

@@ -23,7 +23,10 @@ import torch
 from captcha_robustness.data import rng
 from captcha_robustness.errors import ConfigError
 
-_U16_OFFSET = 32768  # random_uint16 lanes are int16 in [-32768, 32767]
+_U16_OFFSET = 32768  # 16-bit lanes are int16 in [-32768, 32767]
+
+
+_PARITY_BITS = 0x0001000100010001  # the lowest bit of each 16-bit lane of a 64-bit word
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,24 @@ class NoiseDraw:
     keys: torch.Tensor  # (B,) int64, one per CAPTCHA
     num_pixels: int
 
-    def uniform16(self, stream: int) -> torch.Tensor:
-        """(B, num_pixels) uniform int16 lanes of stream `stream` (0 is the hit stream)."""
+    def words(self, stream: int) -> torch.Tensor:
+        """(B, ceil(num_pixels / 4)) int64 random words of stream `stream`, 4 pixels per word."""
         keys = self.keys if stream == 0 else rng.mix64_(self.keys ^ rng.derive_key("stream", stream))
-        return rng.random_uint16(keys, self.num_pixels)
+        return rng.random_words(keys, (self.num_pixels + 3) // 4)
+
+    def lanes(self, words: torch.Tensor) -> torch.Tensor:
+        """(B, num_pixels) int16 view of `words`: one uniform 16-bit value per pixel."""
+        return words.view(torch.int16)[:, : self.num_pixels]
 
     @cached_property
-    def u(self) -> torch.Tensor:
-        """The hit stream: pixel hit at `level` when u < level."""
-        return self.uniform16(0)
+    def hit_words(self) -> torch.Tensor:
+        """Stream 0: pixel p is hit at `level` when its lane u_p < level (as a 16-bit fraction)."""
+        return self.words(0)
 
     def hit(self, level: torch.Tensor) -> torch.Tensor:
         """(B, num_pixels) float 0/1: pixel hit, P = level (quantised to 1/65536)."""
         threshold = (level.reshape(-1, 1) * 65536).round() - _U16_OFFSET
-        return threshold.sub(self.u.float()).clamp_(0, 1)
+        return threshold.sub(self.lanes(self.hit_words).float()).clamp_(0, 1)
 
 
 NoiseFn = Callable[..., torch.Tensor]
@@ -70,19 +77,17 @@ def no_noise(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torc
 
 @register_noise("salt_and_pepper")
 def salt_and_pepper(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torch.Tensor:
-    """Each hit pixel becomes 1 or 0 with equal odds (the parity of its `u`)."""
-    hit = draw.hit(level)
-    salt = draw.u.bitwise_and(1).float().mul_(hit)
-    return torch.add(images, salt, alpha=2.0).sub_(hit).clamp_(0, 1)
+    """Each hit pixel becomes 1 or 0 with equal odds (the parity of its hit lane)."""
+    sign = draw.lanes(draw.hit_words & _PARITY_BITS).float().mul_(2).sub_(1)  # +1 salt, -1 pepper
+    return draw.hit(level).mul_(sign).add_(images).clamp_(0, 1)
 
 
 @register_noise("gaussian")
 def gaussian(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw, sigma: float = 1.0) -> torch.Tensor:
     """Each hit pixel gets N(0, sigma) added, then the image is clipped to [0, 1]."""
-    hit = draw.hit(level)
-    # Inverse-CDF normal from a 16-bit uniform (tails reach 4.4 sigma).
-    z = draw.uniform16(1).float().add_(0.5).mul_(1 / _U16_OFFSET).erfinv_().mul_(math.sqrt(2) * sigma)
-    return torch.addcmul(images, z, hit).clamp_(0, 1)
+    # Inverse-CDF normal from a 16-bit uniform of stream 1 (tails reach 4.4 sigma).
+    z = draw.lanes(draw.words(1)).float().add_(0.5).mul_(1 / _U16_OFFSET).erfinv_().mul_(math.sqrt(2) * sigma)
+    return draw.hit(level).mul_(z).add_(images).clamp_(0, 1)
 
 
 @dataclass(frozen=True)
@@ -168,18 +173,16 @@ def level_keys(noise_keys: torch.Tensor) -> torch.Tensor:
     return rng.mix64_(noise_keys ^ rng.derive_key("level"))
 
 
-def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     """Noise a (B, C, H, W) batch; `keys` (B,) fixes each CAPTCHA's draw. Returns a new tensor.
 
-    Works in chunks of `chunk` CAPTCHAs so the per-pixel temporaries stay in cache.
+    Works `chunk` CAPTCHAs at a time so the per-pixel temporaries stay in cache.
     """
     if cfg.name == "none":
         return images.clone()
     fn = NOISES[cfg.name]
     levels = sample_levels(cfg, level_keys(keys))
     flat = images.reshape(images.shape[0], -1)
-    out = torch.empty_like(flat)
-    for s in range(0, flat.shape[0], chunk):
-        draw = NoiseDraw(keys[s:s + chunk], flat.shape[1])
-        out[s:s + chunk] = fn(flat[s:s + chunk], levels[s:s + chunk], draw, **cfg.params)
-    return out.view_as(images)
+    parts = [fn(flat[s:s + chunk], levels[s:s + chunk], NoiseDraw(keys[s:s + chunk], flat.shape[1]), **cfg.params)
+             for s in range(0, flat.shape[0], chunk)]
+    return (parts[0] if len(parts) == 1 else torch.cat(parts)).view_as(images)

@@ -141,9 +141,8 @@ def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tens
     center = center * (2.0 / DIGIT_SIZE) - 1
     offsets = torch.arange(size, device=digits.device, dtype=torch.float32) + (0.5 - size / 2)
     x, y = offsets.view(1, 1, size), offsets.view(1, size, 1)
-    grid = torch.empty(digits.shape[0], size, size, 2, device=digits.device)
-    torch.sub(cos * x + center[:, 0].view(-1, 1, 1), sin * y, out=grid[..., 0])
-    torch.add(sin * x + center[:, 1].view(-1, 1, 1), cos * y, out=grid[..., 1])
+    grid = torch.stack((cos * x + center[:, 0].view(-1, 1, 1) - sin * y,
+                        sin * x + center[:, 1].view(-1, 1, 1) + cos * y), dim=-1)
     return F.grid_sample(digits, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -187,27 +186,29 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     crop_w = (ink_x + width).amax(1, keepdim=True) + pad - crop_x0
     crop_h = (ink_y + height).amax(1, keepdim=True) + pad - crop_y0
 
-    # A fixed-size canvas in crop coordinates (its size depends only on the config and patch
-    # size, never on the batch). Every ink pixel lands inside it; patch pixels that fall
-    # outside are blank and go to one spare slot at the end.
-    canvas_h = patch + 2 * pad
-    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad
-    spare = b * canvas_h * canvas_w
+    # A fixed-size canvas in crop coordinates with a margin of one patch on every side, so
+    # whole patches land inside it (a patch overhangs the crop by less than its size). Its
+    # size depends only on the config and patch size, never on the batch.
+    canvas_h = patch + 2 * pad + 2 * patch
+    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad + 2 * patch
+    origin_x = ink_x - left - crop_x0 + patch  # canvas position of each patch's top-left pixel
+    origin_y = ink_y - top - crop_y0 + patch
+    start = torch.arange(b, device=device).view(b, 1) * (canvas_h * canvas_w) + origin_y * canvas_w + origin_x
     within = torch.arange(patch, device=device)
-    rows = (ink_y - top - crop_y0).view(b * n, 1, 1) + within.view(1, patch, 1)
-    cols = (ink_x - left - crop_x0).view(b * n, 1, 1) + within.view(1, 1, patch)
-    inside = ((rows >= 0) & (rows < canvas_h)) & ((cols >= 0) & (cols < canvas_w))
-    image_start = (torch.arange(b, device=device) * (canvas_h * canvas_w)).repeat_interleave(n).view(b * n, 1, 1)
-    index = torch.where(inside, image_start + rows * canvas_w + cols, spare)
-    canvas = torch.zeros(spare + 1, device=device)
-    canvas.scatter_reduce_(0, index.view(-1), patches.view(-1), reduce="amax")
-    canvas = canvas[:spare].view(b, 1, canvas_h, canvas_w)
+    within = within.view(patch, 1) * canvas_w + within.view(1, patch)
+    canvas = torch.zeros(b * canvas_h * canvas_w, device=device)
+    canvas.scatter_reduce_(0, (start.view(b * n, 1, 1) + within).view(-1), patches.view(-1), reduce="amax")
+    canvas = canvas.view(b, 1, canvas_h, canvas_w)
 
-    # Stretch the crop to the output size: output pixel centres mapped into the crop
-    # (PIL's resize convention), then to grid_sample's normalised canvas coordinates.
+    # Stretch the crop to the output size in two bilinear steps: one grid_sample maps each
+    # crop onto a fixed grid of canvas-crop height (rows) by output width (columns), then one
+    # batched interpolate stretches every CAPTCHA's rows alike to the output height. Pixel
+    # centres follow PIL's resize convention.
+    rows = patch + 2 * pad  # the tallest possible crop
     u = torch.arange(cfg.width, device=device, dtype=torch.float32) + 0.5
-    v = torch.arange(cfg.height, device=device, dtype=torch.float32) + 0.5
-    grid = torch.empty(b, cfg.height, cfg.width, 2, device=device)
-    grid[..., 0] = u.view(1, 1, -1) * (crop_w.float() * (2.0 / cfg.width / canvas_w)).view(b, 1, 1) - 1
-    grid[..., 1] = v.view(1, -1, 1) * (crop_h.float() * (2.0 / cfg.height / canvas_h)).view(b, 1, 1) - 1
-    return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    v = torch.arange(rows, device=device, dtype=torch.float32) + 0.5
+    gx = (u.view(1, 1, -1) * (crop_w.float() / cfg.width).view(b, 1, 1) + patch) * (2.0 / canvas_w) - 1
+    gy = (v.view(1, -1, 1) * (crop_h.float() / rows).view(b, 1, 1) + patch) * (2.0 / canvas_h) - 1
+    grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)
+    fixed = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.interpolate(fixed, size=(cfg.height, cfg.width), mode="bilinear", align_corners=False)

@@ -69,9 +69,3 @@ def random_words(keys: torch.Tensor, n: int) -> torch.Tensor:
 def words_to_unit(words: torch.Tensor) -> torch.Tensor:
     """Map int64 words to float64 uniforms in [0, 1) using their top 53 bits."""
     return ((words >> 11) & ((1 << 53) - 1)).to(torch.float64) * 2.0**-53
-
-
-def random_uint16(keys: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, n) uniform 16-bit values, stored as int16 in [-32768, 32767] (4 per hash word)."""
-    words = random_words(keys, (n + 3) // 4)
-    return words.view(torch.int16)[:, :n]

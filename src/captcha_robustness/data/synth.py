@@ -37,8 +37,15 @@ class CaptchaSynth:
         images = render(self.pool, params, self.render_cfg, self.patch)
         return images, self.pool.labels[params.digit_index]
 
-    def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, ids: torch.Tensor, chunk: int = 64) -> dict[str, torch.Tensor]:
+        """Render `ids` `chunk` at a time (on a CPU, small chunks keep the work in cache)."""
         ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
+        if self.pool.images.is_cuda:
+            chunk = len(ids)
+        parts = [self._render_chunk(part) for part in torch.split(ids, max(chunk, 1))]
+        return {key: torch.cat([p[key] for p in parts]) for key in parts[0]} if len(parts) > 1 else parts[0]
+
+    def _render_chunk(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
         images, labels = self.clean(ids)
         noise_keys = rng.item_keys(self._noise_key, ids)
         return {
