@@ -16,8 +16,9 @@ from captcha_robustness.errors import ConfigError, exit_on_config_error
 
 
 def grid_rows(dm: CaptchaDataModule, split: str, noises: list[str], levels: list[float],
-              count: int) -> list[tuple[str, torch.Tensor]]:
-    """(row title, images (count, 1, H, W)) for clean CAPTCHAs 0..count-1 and each noise x level."""
+              count: int) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+    """Rows of (title, images (count, 1, H, W)) for CAPTCHAs 0..count-1, clean and at each
+    noise x level, and the CAPTCHAs' labels as strings."""
     synth = dm.synths[split]
     ids = torch.arange(count)
     clean = synth.with_noise(NoiseConfig())(ids)
@@ -48,7 +49,7 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], labels: list[str], path: Pat
                 ax.set_ylabel(title, fontsize=8)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=90)
     plt.close(fig)
     os.replace(tmp, path)
 

@@ -186,29 +186,44 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     crop_w = (ink_x + width).amax(1, keepdim=True) + pad - crop_x0
     crop_h = (ink_y + height).amax(1, keepdim=True) + pad - crop_y0
 
-    # A fixed-size canvas in crop coordinates with a margin of one patch on every side, so
-    # whole patches land inside it (a patch overhangs the crop by less than its size). Its
-    # size depends only on the config and patch size, never on the batch.
-    canvas_h = patch + 2 * pad + 2 * patch
-    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad + 2 * patch
-    origin_x = ink_x - left - crop_x0 + patch  # canvas position of each patch's top-left pixel
-    origin_y = ink_y - top - crop_y0 + patch
-    start = torch.arange(b, device=device).view(b, 1) * (canvas_h * canvas_w) + origin_y * canvas_w + origin_x
+    # Like the reference, paste only each digit's ink box: zero the patch outside it. Then a
+    # fixed-size canvas in crop coordinates (its size depends only on the config and patch
+    # size, never on the batch) holds every pasted pixel; zeroed pixels may land anywhere,
+    # harmlessly under max-compositing, so their indices are only clamped to the buffer.
     within = torch.arange(patch, device=device)
-    within = within.view(patch, 1) * canvas_w + within.view(1, patch)
+    in_rows = (within >= top.view(-1, 1)) & (within < bottom.view(-1, 1))
+    in_cols = (within >= left.view(-1, 1)) & (within < right.view(-1, 1))
+    patches = patches.view(b * n, patch, patch) * in_rows.unsqueeze(2) * in_cols.unsqueeze(1)
+    canvas_h = patch + 2 * pad
+    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad
+    origin_x = ink_x - left - crop_x0  # canvas position of each patch's top-left pixel
+    origin_y = ink_y - top - crop_y0
+    start = torch.arange(b, device=device).view(b, 1) * (canvas_h * canvas_w) + origin_y * canvas_w + origin_x
+    index = start.view(b * n, 1, 1) + (within.view(patch, 1) * canvas_w + within.view(1, patch))
     canvas = torch.zeros(b * canvas_h * canvas_w, device=device)
-    canvas.scatter_reduce_(0, (start.view(b * n, 1, 1) + within).view(-1), patches.view(-1), reduce="amax")
+    canvas.scatter_reduce_(0, index.view(-1).clamp_(0, canvas.numel() - 1), patches.view(-1), reduce="amax")
     canvas = canvas.view(b, 1, canvas_h, canvas_w)
 
     # Stretch the crop to the output size in two bilinear steps: one grid_sample maps each
-    # crop onto a fixed grid of canvas-crop height (rows) by output width (columns), then one
-    # batched interpolate stretches every CAPTCHA's rows alike to the output height. Pixel
-    # centres follow PIL's resize convention.
-    rows = patch + 2 * pad  # the tallest possible crop
+    # crop onto a grid of canvas height (the tallest possible crop) by output width, then one
+    # matrix stretches every CAPTCHA's rows alike to the output height. Pixel centres follow
+    # PIL's resize convention.
     u = torch.arange(cfg.width, device=device, dtype=torch.float32) + 0.5
-    v = torch.arange(rows, device=device, dtype=torch.float32) + 0.5
-    gx = (u.view(1, 1, -1) * (crop_w.float() / cfg.width).view(b, 1, 1) + patch) * (2.0 / canvas_w) - 1
-    gy = (v.view(1, -1, 1) * (crop_h.float() / rows).view(b, 1, 1) + patch) * (2.0 / canvas_h) - 1
+    v = torch.arange(canvas_h, device=device, dtype=torch.float32) + 0.5
+    gx = u.view(1, 1, -1) * (crop_w.float() * (2.0 / cfg.width / canvas_w)).view(b, 1, 1) - 1
+    gy = v.view(1, -1, 1) * (crop_h.float() * (2.0 / canvas_h / canvas_h)).view(b, 1, 1) - 1
     grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)
-    fixed = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return F.interpolate(fixed, size=(cfg.height, cfg.width), mode="bilinear", align_corners=False)
+    rows = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.matmul(_linear_resize_matrix(canvas_h, cfg.height, device), rows)
+
+
+def _linear_resize_matrix(size_in: int, size_out: int, device: torch.device) -> torch.Tensor:
+    """(size_out, size_in) weights of 1-D linear interpolation (F.interpolate, align_corners=False)."""
+    src = ((torch.arange(size_out, dtype=torch.float64) + 0.5) * (size_in / size_out) - 0.5).clamp(min=0)
+    low = src.floor().long().clamp(max=size_in - 1)
+    high = (low + 1).clamp(max=size_in - 1)
+    frac = src - low
+    weights = torch.zeros(size_out, size_in, dtype=torch.float64)
+    weights.index_put_((torch.arange(size_out), low), 1 - frac, accumulate=True)
+    weights.index_put_((torch.arange(size_out), high), frac, accumulate=True)
+    return weights.float().to(device)
