@@ -1,0 +1,47 @@
+"""Lightning callbacks shared by the training commands."""
+
+from __future__ import annotations
+
+import time
+
+import pytorch_lightning as pl
+
+
+class DataWaitMonitor(pl.Callback):
+    """Measures how much of each training step is spent waiting for the next batch.
+
+    The wait is the time from the end of one training batch to the start of the next (the
+    dataloader's fetch and transfer, plus loop overhead); the step is that plus the batch's
+    own forward/backward/optimizer time. Logs `perf/data_wait_frac` once per epoch and keeps
+    the totals in `wait_s` and `step_s` (the first `skip` steps, the warm-up, are excluded).
+    """
+
+    def __init__(self, skip: int = 5) -> None:
+        self.skip = skip
+        self.wait_s = self.step_s = 0.0
+        self._seen = 0
+        self._end: float | None = None
+        self._start: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.wait_s / self.step_s if self.step_s else 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+        if self._end is not None and self._seen >= self.skip:
+            self.wait_s += self._start - self._end
+            self.step_s += self._start - self._end
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._end = time.perf_counter()
+        if self._seen >= self.skip and self._start is not None:
+            self.step_s += self._end - self._start
+        self._seen += 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.step_s:
+            pl_module.log("perf/data_wait_frac", self.fraction)

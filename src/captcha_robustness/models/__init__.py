@@ -1,0 +1,1 @@
+"""CAPTCHA solvers as plain nn.Modules."""

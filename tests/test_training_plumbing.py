@@ -1,0 +1,40 @@
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from captcha_robustness.callbacks import DataWaitMonitor
+from captcha_robustness.data.datamodule import CaptchaDataModule
+from captcha_robustness.data.digits import Mnist5kDigits
+from captcha_robustness.models.seed_cnn import SeedCNN
+
+
+def test_seed_cnn_matches_the_reference():
+    model = SeedCNN()
+    assert sum(p.numel() for p in model.parameters()) == 1_074_536
+    assert model(torch.zeros(3, 1, 100, 110)).shape == (3, 4, 10)
+
+
+class Tiny(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d((4, 4)), torch.nn.Flatten(), torch.nn.Linear(16, 40))
+
+    def training_step(self, batch, batch_idx):
+        logits = self.net(batch["image"]).view(-1, 4, 10)
+        return F.cross_entropy(logits.flatten(0, 1), batch["label"].flatten())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_data_wait_monitor_measures_a_fraction():
+    monitor = DataWaitMonitor(skip=1)
+    dm = CaptchaDataModule(Mnist5kDigits(), {"name": "gaussian", "level": 0.2}, train_size=48, batch_size=8)
+    trainer = pl.Trainer(max_epochs=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[monitor],
+                         use_distributed_sampler=False, accelerator="cpu")
+    trainer.fit(Tiny(), datamodule=dm)
+    assert monitor.step_s > monitor.wait_s > 0
+    # rendering 8 CAPTCHAs costs far more than this tiny model's step
+    assert 0.3 < monitor.fraction < 1
+    assert "perf/data_wait_frac" in trainer.logged_metrics
