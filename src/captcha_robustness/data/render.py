@@ -1,14 +1,15 @@
 """Batched CAPTCHA renderer following the reference recipe (REFERENCE.md).
 
-Per digit: scale and rotate around its centre (one bilinear sample into a small
-P x P patch); find its ink box; lay the digits left to right with a random overlap,
-each centred vertically on its ink; crop the content plus padding and stretch it to
-height x width (one bilinear sample of a small canvas). All randomness comes from
-`rng` keyed by (key, captcha_id), so a CAPTCHA does not depend on its batch.
+Per digit: scale and rotate about its ink centre (one bilinear sample into a small P x P
+patch) and find its ink box; lay the ink boxes left to right with a random overlap, each
+centred vertically; paste them onto a canvas in crop coordinates (content plus padding);
+stretch the crop to height x width (one bilinear sample to the canvas height, then one
+shared row-interpolation matrix). All randomness comes from `rng` keyed by
+(key, captcha_id), so a CAPTCHA does not depend on its batch.
 
-Where the reference differs: it resized and rotated in two uint8 PIL passes and
-pasted digits with alpha; here one float pass samples scale+rotation, and strokes
-that cross in the overlaps merge by max (order-independent, hence deterministic).
+Where the reference differs: it resized and rotated in two uint8 PIL passes and pasted
+digits with alpha; here one float pass samples scale+rotation, and strokes that cross in
+the overlaps merge by max (order-independent, hence deterministic).
 """
 
 from __future__ import annotations
