@@ -72,9 +72,9 @@ def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+def _int_at_least(field: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"data.{name}: must be an integer >= {minimum} (got {value!r})")
+        raise ConfigError(f"{field}: must be an integer >= {minimum} (got {value!r})")
     return value
 
 
@@ -105,14 +105,14 @@ class CaptchaDataModule(pl.LightningDataModule):
             if unknown:
                 raise ConfigError(f"data.render.{unknown[0]}: unknown field; allowed: {', '.join(sorted(fields))}")
             self.render_cfg = RenderConfig(**dict(render or {}))
-        self.seed = _positive_int("seed (seed)", seed, minimum=0)
+        self.seed = _int_at_least("seed", seed, minimum=0)
         self.sizes = {
-            "train": _positive_int("train_size", train_size),
-            "val": _positive_int("val_size", val_size),
-            "test": _positive_int("test_size", test_size),
+            "train": _int_at_least("data.train_size", train_size),
+            "val": _int_at_least("data.val_size", val_size),
+            "test": _int_at_least("data.test_size", test_size),
         }
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.num_workers = _positive_int("num_workers", num_workers, minimum=0)
+        self.batch_size = _int_at_least("data.batch_size", batch_size)
+        self.num_workers = _int_at_least("data.num_workers", num_workers, minimum=0)
         self.render_on_device = bool(render_on_device)
         self.splits: DigitSplits | None = None
         self.synths: dict[str, CaptchaSynth] = {}

@@ -24,8 +24,6 @@ from captcha_robustness.data import rng
 from captcha_robustness.errors import ConfigError
 
 _U16_OFFSET = 32768  # 16-bit lanes are int16 in [-32768, 32767]
-
-
 _PARITY_BITS = 0x0001000100010001  # the lowest bit of each 16-bit lane of a 64-bit word
 
 
@@ -173,15 +171,18 @@ def level_keys(noise_keys: torch.Tensor) -> torch.Tensor:
     return rng.mix64_(noise_keys ^ rng.derive_key("level"))
 
 
-def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """Noise a (B, C, H, W) batch; `keys` (B,) fixes each CAPTCHA's draw. Returns a new tensor.
+def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, levels: torch.Tensor | None = None,
+                chunk: int = 64) -> torch.Tensor:
+    """Noise a (B, C, H, W) batch; `keys` (B,) fixes each CAPTCHA's draw, `levels` (B,) its
+    level (drawn from `cfg` by `sample_levels` when not given). Returns a new tensor.
 
     Works `chunk` CAPTCHAs at a time so the per-pixel temporaries stay in cache.
     """
     if cfg.name == "none":
         return images.clone()
     fn = NOISES[cfg.name]
-    levels = sample_levels(cfg, level_keys(keys))
+    if levels is None:
+        levels = sample_levels(cfg, level_keys(keys))
     flat = images.reshape(images.shape[0], -1)
     parts = [fn(flat[s:s + chunk], levels[s:s + chunk], NoiseDraw(keys[s:s + chunk], flat.shape[1]), **cfg.params)
              for s in range(0, flat.shape[0], chunk)]

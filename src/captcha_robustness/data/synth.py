@@ -48,9 +48,10 @@ class CaptchaSynth:
     def _render_chunk(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
         images, labels = self.clean(ids)
         noise_keys = rng.item_keys(self._noise_key, ids)
+        levels = sample_levels(self.noise, level_keys(noise_keys))
         return {
-            "image": apply_noise(images, self.noise, noise_keys),
+            "image": apply_noise(images, self.noise, noise_keys, levels),
             "label": labels,
             "captcha_id": ids,
-            "noise_level": sample_levels(self.noise, level_keys(noise_keys)),
+            "noise_level": levels,
         }
