@@ -31,27 +31,29 @@ class CaptchaSynth:
     def to(self, device: torch.device | str) -> CaptchaSynth:
         return CaptchaSynth(self.pool.to(device), self.patch, self.split, self.seed, self.render_cfg, self.noise)
 
-    def clean(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def clean(self, ids: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ids = ids.to(self.pool.images.device, torch.int64)
         params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg)
-        images = render(self.pool, params, self.render_cfg, self.patch)
+        images = render(self.pool, params, self.render_cfg, self.patch, out=out)
         return images, self.pool.labels[params.digit_index]
 
     def __call__(self, ids: torch.Tensor, chunk: int = 64) -> dict[str, torch.Tensor]:
-        """Render `ids` `chunk` at a time (on a CPU, small chunks keep the work in cache)."""
+        """Render `ids` `chunk` at a time (on a CPU, small chunks keep the work in cache)
+        straight into one batch."""
         ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
         if self.pool.images.is_cuda:
             chunk = len(ids)
-        parts = [self._render_chunk(part) for part in torch.split(ids, max(chunk, 1))]
-        return {key: torch.cat([p[key] for p in parts]) for key in parts[0]} if len(parts) > 1 else parts[0]
-
-    def _render_chunk(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        images, labels = self.clean(ids)
-        noise_keys = rng.item_keys(self._noise_key, ids)
-        levels = sample_levels(self.noise, level_keys(noise_keys))
-        return {
-            "image": apply_noise(images, self.noise, noise_keys, levels),
-            "label": labels,
+        cfg = self.render_cfg
+        batch = {
+            "image": torch.empty(len(ids), 1, cfg.height, cfg.width, device=ids.device),
+            "label": torch.empty(len(ids), cfg.num_digits, dtype=torch.int64, device=ids.device),
             "captcha_id": ids,
-            "noise_level": levels,
+            "noise_level": torch.empty(len(ids), device=ids.device),
         }
+        for start in range(0, len(ids), max(chunk, 1)):
+            part = slice(start, start + chunk)
+            images, batch["label"][part] = self.clean(ids[part], out=batch["image"][part])
+            noise_keys = rng.item_keys(self._noise_key, ids[part])
+            batch["noise_level"][part] = levels = sample_levels(self.noise, level_keys(noise_keys))
+            apply_noise(images, self.noise, noise_keys, levels, inplace=True)
+        return batch
