@@ -9,7 +9,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.cli import CONFIG_DIR, run_dir
+from captcha_robustness.cli import CONFIG_DIR, hydra_entry, run_dir
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.errors import ConfigError, exit_on_config_error
@@ -56,7 +56,7 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], labels: list[str], path: Pat
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="render")
 @exit_on_config_error
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     grid = cfg.grid
     if not isinstance(grid.count, int) or not 1 <= grid.count <= 64:
         raise ConfigError(f"grid.count: must be an integer in [1, 64] (got {grid.count!r})")
@@ -73,6 +73,8 @@ def main(cfg: DictConfig) -> None:
     print(f"wrote {out} ({len(rows)} rows x {grid.count} CAPTCHAs, split={grid.split}, "
           f"digits={type(dm.digits).__name__}, seed={cfg.seed})")
 
+
+main = hydra_entry(_main)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,137 @@
+"""The LightningModule: a multi-head CNN with its loss, optimiser and CAPTCHA metrics.
+
+Everything needed to rebuild it is saved in the checkpoint's hyperparameters (the model,
+optimiser and scheduler configs as plain dicts), so `CaptchaSolver.load_from_checkpoint(path)`
+needs nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+STAGES = ("train", "val", "test")
+
+
+def digit_strings(digits: torch.Tensor) -> list[str]:
+    """(B, n) int digits -> ["0427", ...]."""
+    return ["".join(map(str, row)) for row in digits.tolist()]
+
+
+def confidence(logits: torch.Tensor) -> torch.Tensor:
+    """A CAPTCHA's confidence: the product over heads of each head's top softmax probability,
+    i.e. the model's probability of its whole answer (heads treated as independent)."""
+    return logits.softmax(-1).amax(-1).prod(-1)
+
+
+class CaptchaMetrics(torch.nn.Module):
+    """acc_digit_1..n (accuracy per position), acc_mean (their mean), acc_seq (all digits right)."""
+
+    def __init__(self, num_digits: int) -> None:
+        super().__init__()
+        self.per_digit = torch.nn.ModuleList(
+            MulticlassAccuracy(num_classes=10, average="micro") for _ in range(num_digits))
+        self.seq = torchmetrics.MeanMetric()
+
+    def update(self, preds: torch.Tensor, labels: torch.Tensor) -> None:
+        for k, metric in enumerate(self.per_digit):
+            metric.update(preds[:, k], labels[:, k])
+        self.seq.update((preds == labels).all(1).float())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        digits = {f"acc_digit_{k + 1}": m.compute() for k, m in enumerate(self.per_digit)}
+        return {**digits, "acc_mean": torch.stack(list(digits.values())).mean(), "acc_seq": self.seq.compute()}
+
+    def reset(self) -> None:
+        for metric in self.per_digit:
+            metric.reset()
+        self.seq.reset()
+
+
+class CaptchaSolver(pl.LightningModule):
+    def __init__(self, model: Mapping[str, Any], optimizer: Mapping[str, Any],
+                 scheduler: Mapping[str, Any] | None = None, num_digits: int = 4,
+                 image_size: tuple[int, int] = (100, 110), data_info: Mapping[str, Any] | None = None) -> None:
+        """`model`, `optimizer` and `scheduler` are Hydra configs (`_target_` dicts); the optimiser
+        and scheduler are partials completed with the parameters / optimiser. `data_info` records
+        what the model was trained on (digit source, noise) for later tables."""
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = hydra.utils.instantiate(dict(model))
+        self.num_digits = num_digits
+        # keys carry a suffix: ModuleDict keys may not shadow nn.Module attributes such as `train`.
+        self.metrics = torch.nn.ModuleDict({f"{stage}_set": CaptchaMetrics(num_digits) for stage in STAGES})
+        self.confusion = torch.nn.ModuleList(MulticlassConfusionMatrix(num_classes=10) for _ in range(num_digits))
+        self.test_records: list[dict[str, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["image"])
+        # Cross-entropy averaged over heads (and the batch).
+        loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1))
+        preds = logits.argmax(-1)
+        self.metrics[f"{stage}_set"].update(preds, batch["label"])
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
+                 batch_size=len(preds))
+        return loss, logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        _, logits = self._step(batch, "test")
+        preds = logits.argmax(-1)
+        for k, matrix in enumerate(self.confusion):
+            matrix.update(preds[:, k], batch["label"][:, k])
+        self.test_records.append({
+            "captcha_id": batch["captcha_id"].cpu(), "label": batch["label"].cpu(), "prediction": preds.cpu(),
+            "confidence": confidence(logits).float().cpu(), "noise_level": batch["noise_level"].cpu(),
+        })
+
+    def predict_step(self, batch: dict[str, torch.Tensor] | torch.Tensor, batch_idx: int) -> dict[str, Any]:
+        """Per CAPTCHA: the predicted digit string and its confidence (see `confidence`)."""
+        images = batch["image"] if isinstance(batch, Mapping) else batch
+        logits = self(images)
+        return {"prediction": digit_strings(logits.argmax(-1)), "confidence": confidence(logits).tolist()}
+
+    def _log_epoch(self, stage: str) -> None:
+        values = {f"{stage}/{name}": value for name, value in self.metrics[f"{stage}_set"].compute().items()}
+        self.log(f"{stage}/acc_seq", values.pop(f"{stage}/acc_seq"), prog_bar=stage != "test")
+        self.log_dict(values)
+        self.metrics[f"{stage}_set"].reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_records = []
+        for matrix in self.confusion:
+            matrix.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = hydra.utils.instantiate(dict(self.hparams.optimizer))(params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler_cfg = dict(self.hparams.scheduler)
+        if scheduler_cfg.get("total_steps") == "auto":  # e.g. OneCycleLR over the whole run
+            scheduler_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = hydra.utils.instantiate(scheduler_cfg)(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,91 @@
+"""captcha-train: train a CAPTCHA solver on CAPTCHAs rendered on the fly, then test it.
+
+Writes into its run directory: checkpoints/ (last.ckpt and the best by val/acc_seq),
+csv/metrics.csv (and tensorboard/ when installed), metrics.json (final test metrics),
+confusion_digit_K.csv and confusion.png (per-position confusion matrices).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from captcha_robustness.callbacks import DataWaitMonitor
+from captcha_robustness.cli import CONFIG_DIR, hydra_entry, run_dir
+from captcha_robustness.errors import ConfigError, exit_on_config_error
+from captcha_robustness.models.solver import CaptchaSolver
+from captcha_robustness.reports import save_confusion, summary_lines
+from captcha_robustness.runs import metrics_to_floats, noise_name, write_json
+
+
+def build_loggers(names: list[str], out: Any) -> list:
+    loggers = []
+    for name in names:
+        if name == "csv":
+            loggers.append(CSVLogger(out, name="csv", version=""))
+        elif name == "tensorboard":
+            if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+                loggers.append(TensorBoardLogger(out, name="tensorboard", version=""))
+        else:
+            raise ConfigError(f"loggers: unknown logger {name!r}; allowed: csv, tensorboard")
+    return loggers
+
+
+def build_solver(cfg: DictConfig) -> CaptchaSolver:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    render = container["data"]["render"]
+    return CaptchaSolver(
+        model=container["model"], optimizer=container["optimizer"], scheduler=container["scheduler"],
+        num_digits=render["num_digits"], image_size=(render["height"], render["width"]),
+        data_info={"digits": HydraConfig.get().runtime.choices.get("digits"),
+                   "train_noise": noise_name(container["noise"]), "seed": container["seed"]},
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    out = run_dir()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    solver = build_solver(cfg)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:02d}-step{step}", auto_insert_metric_name=False,
+                                 monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode, save_last=True)
+    wait = DataWaitMonitor()
+    loggers = build_loggers(list(cfg.loggers), out)
+    callbacks = [checkpoint, wait] + ([LearningRateMonitor("step")] if loggers else [])
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      default_root_dir=str(out))
+    start = time.perf_counter()
+    trainer.fit(solver, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    fit_s = time.perf_counter() - start
+    best = checkpoint.best_model_path or None
+    trainer.test(solver, datamodule=datamodule, ckpt_path=best, verbose=False)
+    metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+    if trainer.is_global_zero:
+        save_confusion(solver, out)
+        write_json(out / "metrics.json", {
+            **metrics, "best_checkpoint": best, "last_checkpoint": checkpoint.last_model_path or None,
+            "epochs": trainer.current_epoch, "global_step": trainer.global_step, "fit_seconds": round(fit_s, 1),
+            "data_wait_fraction": round(wait.fraction, 4), "test_size": datamodule.sizes["test"],
+        })
+        print("\n".join(summary_lines(metrics, out, best, fit_s)))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@exit_on_config_error
+def _main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+main = hydra_entry(_main)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""captcha-train, captcha-eval and captcha-predict end to end, as a user runs them, in a temp dir."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from captcha_robustness.errors import ConfigError
+from captcha_robustness.evaluate import check_compatible
+from captcha_robustness.predict import find_images, load_image
+from captcha_robustness.runs import load_solver
+
+# A constant learning rate, so that the resume test may extend the run (a one-cycle schedule is
+# fixed by the length of the run it started with).
+TINY = ["scheduler=null", "data.train_size=256", "data.val_size=64", "data.test_size=96", "data.batch_size=32",
+        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+
+
+def run(cwd, module, *args):
+    return subprocess.run([sys.executable, "-m", f"captcha_robustness.{module}", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def assert_one_line_error(result, field):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}"), result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("train")
+    result = run(cwd, "train", *TINY, "hydra.run.dir=run1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, result
+
+
+def test_train_writes_checkpoints_metrics_and_a_summary(trained):
+    cwd, result = trained
+    run1 = cwd / "run1"
+    assert (run1 / "checkpoints" / "last.ckpt").is_file()
+    metrics = json.loads((run1 / "metrics.json").read_text())
+    assert {f"test/acc_digit_{k}" for k in range(1, 5)} | {"test/acc_mean", "test/acc_seq"} <= set(metrics)
+    assert 0 <= metrics["test/acc_seq"] <= metrics["test/acc_mean"] <= 1
+    assert metrics["global_step"] == 256 // 32
+    assert (run1 / "csv" / "metrics.csv").is_file() and (run1 / "confusion.png").is_file()
+    confusion = pd.read_csv(run1 / "confusion_digit_1.csv", index_col=0)
+    assert confusion.shape == (10, 10) and confusion.to_numpy().sum() == 96
+    assert "whole-CAPTCHA accuracy (test/acc_seq)" in result.stdout
+
+
+def test_eval_from_the_checkpoint_alone_reproduces_the_test_metrics(trained):
+    cwd, _ = trained
+    train_metrics = json.loads((cwd / "run1" / "metrics.json").read_text())
+    ckpt = train_metrics["best_checkpoint"]
+    result = run(cwd, "evaluate", f"ckpt_path={ckpt}", "data.test_size=96", "hydra.run.dir=eval1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((cwd / "eval1" / "metrics.json").read_text())
+    for key in ("test/acc_seq", "test/acc_mean", "test/acc_digit_3"):
+        assert metrics[key] == pytest.approx(train_metrics[key], abs=1e-6)
+    table = pd.read_parquet(cwd / "eval1" / "predictions.parquet")
+    assert len(table) == 96 and table["captcha_id"].tolist() == list(range(96))
+    assert {"solver", "model_id", "train_noise", "noise_type", "noise_level", "seed", "captcha_id", "label",
+            "prediction", "correct", "n_correct", "confidence", "error"} <= set(table.columns)
+    assert table["label"].str.fullmatch(r"\d{4}").all() and table["prediction"].str.fullmatch(r"\d{4}").all()
+    assert table["correct"].mean() == pytest.approx(metrics["test/acc_seq"], abs=1e-6)
+    assert (table["n_correct"].mean() / 4) == pytest.approx(metrics["test/acc_mean"], abs=1e-6)
+    assert table["confidence"].between(0, 1).all() and table["error"].isna().all()
+
+
+def test_eval_under_noise_changes_only_the_noise(trained):
+    cwd, _ = trained
+    ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
+    result = run(cwd, "evaluate", f"ckpt_path={ckpt}", "data.test_size=32", "noise=salt_and_pepper",
+                 "noise.level=0.5", "model_id=tiny", "hydra.run.dir=eval2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_parquet(cwd / "eval2" / "predictions.parquet")
+    clean = pd.read_parquet(cwd / "eval1" / "predictions.parquet").head(32)
+    assert (table["noise_type"] == "salt_and_pepper").all() and (table["noise_level"] == 0.5).all()
+    assert (table["model_id"] == "tiny").all() and (table["train_noise"] == "none").all()
+    assert table["label"].tolist() == clean["label"].tolist()  # the same CAPTCHAs
+
+
+def test_resume_continues_the_step_count(trained):
+    cwd, _ = trained
+    ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
+    result = run(cwd, "train", *TINY[:-3], "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                 f"ckpt_path={ckpt}", "hydra.run.dir=run2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((cwd / "run2" / "metrics.json").read_text())
+    assert metrics["global_step"] == 2 * (256 // 32) and metrics["epochs"] == 2
+    state = torch.load(cwd / "run2" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert state["global_step"] == 16 and state["epoch"] == 1
+
+
+def test_predict_reads_pngs_of_any_mode(trained, tmp_path):
+    cwd, _ = trained
+    ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
+    rgb = Image.new("RGB", (220, 200), (0, 0, 0))
+    rgb.save(tmp_path / "a.png")
+    rgb.convert("L").save(tmp_path / "b.jpg")
+    Image.new("RGBA", (110, 100), (255, 255, 255, 0)).save(tmp_path / "c.png")
+    out = tmp_path / "preds.csv"
+    result = run(cwd, "predict", f"ckpt_path={ckpt}", f"images={tmp_path}", f"out={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "path,prediction,confidence" and len(lines) == 4
+    table = pd.read_csv(out, dtype={"prediction": str})
+    assert table["path"].str.endswith(("a.png", "b.jpg", "c.png")).all()
+    assert table["prediction"].str.fullmatch(r"\d{4}").all() and table["confidence"].between(0, 1).all()
+    assert not list(cwd.glob("outputs"))  # predict leaves nothing behind but its CSV
+
+
+def test_bad_input_is_one_clear_line(trained, tmp_path):
+    assert_one_line_error(run(tmp_path, "evaluate", "ckpt_path=nope.ckpt"), "ckpt_path")
+    assert_one_line_error(run(tmp_path, "train", "model=resnet9000"), "model=resnet9000")
+
+
+def test_bad_checkpoints_images_and_sizes_name_the_field(trained, tmp_path):
+    cwd, _ = trained
+    solver = load_solver(str(cwd / "run1" / "checkpoints" / "last.ckpt"))
+    (tmp_path / "broken.png").write_text("not an image")
+    with pytest.raises(ConfigError, match="^ckpt_path: .* is not a checkpoint written by captcha-train"):
+        load_solver(str(tmp_path / "broken.png"))
+    with pytest.raises(ConfigError, match="^ckpt_path: required"):
+        load_solver(None)
+    with pytest.raises(ConfigError, match="^images: cannot read .*broken.png"):
+        load_image(tmp_path / "broken.png", 100, 110, invert=False)
+    with pytest.raises(ConfigError, match="^images: no such image"):
+        find_images(str(tmp_path / "missing" / "*.png"))
+    with pytest.raises(ConfigError, match=r"^data.render: the checkpoint expects .* \(4, 100, 110\)"):
+        check_compatible(solver, {"num_digits": 5, "height": 100, "width": 110})

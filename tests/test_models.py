@@ -1,0 +1,65 @@
+"""Models, metrics and the LightningModule, in process."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from captcha_robustness.data.datamodule import CaptchaDataModule
+from captcha_robustness.data.digits import Mnist5kDigits
+from captcha_robustness.models.multihead_cnn import MultiHeadCNN
+from captcha_robustness.models.seed_cnn import SeedCNN
+from captcha_robustness.models.solver import CaptchaMetrics, CaptchaSolver, confidence, digit_strings
+
+MULTIHEAD = {"_target_": "captcha_robustness.models.multihead_cnn.MultiHeadCNN", "num_digits": 2,
+             "height": 100, "width": 110}
+ADAMW = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 0.003}
+
+
+@pytest.mark.parametrize("model", [SeedCNN, MultiHeadCNN])
+@pytest.mark.parametrize("num_digits, height, width", [(4, 100, 110), (5, 64, 160)])
+def test_one_head_per_digit(model, num_digits, height, width):
+    net = model(num_digits=num_digits, height=height, width=width).eval()
+    assert net(torch.rand(3, 1, height, width)).shape == (3, num_digits, 10)
+
+
+def test_metrics_match_a_hand_computation():
+    labels = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [9, 0, 1, 2], [3, 3, 3, 3]])
+    preds = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 8], [0, 0, 1, 0], [3, 3, 3, 3]])
+    metrics = CaptchaMetrics(4)
+    metrics.update(preds[:2], labels[:2])  # streamed in two batches
+    metrics.update(preds[2:], labels[2:])
+    values = {k: v.item() for k, v in metrics.compute().items()}
+    # position 1: 3/4 right; 2: 4/4; 3: 3/4; 4: 3/4; whole CAPTCHAs: rows 0 and 3
+    assert values["acc_digit_1"] == pytest.approx(0.75)
+    assert values["acc_digit_2"] == pytest.approx(1.0)
+    assert values["acc_digit_3"] == pytest.approx(0.75)
+    assert values["acc_digit_4"] == pytest.approx(0.75)
+    assert values["acc_mean"] == pytest.approx(13 / 16)
+    assert values["acc_seq"] == pytest.approx(0.5)
+
+
+def test_predictions_are_strings_with_a_whole_answer_confidence():
+    logits = torch.full((2, 3, 10), -20.0)
+    logits[0, :, 7] = 20.0  # certain "777"
+    logits[1, :, 0] = 0.0  # "000" with ties between 0 and 1 ...
+    logits[1, :, 1] = 0.0
+    assert digit_strings(logits.argmax(-1)) == ["777", "000"]
+    assert confidence(logits).tolist() == pytest.approx([1.0, 0.125])  # ... 0.5 per head
+
+
+def test_a_few_hundred_steps_really_learn(tmp_path):
+    pl.seed_everything(0)
+    dm = CaptchaDataModule(Mnist5kDigits(), render={"num_digits": 2}, train_size=32 * 250, val_size=256,
+                           test_size=512, batch_size=32)
+    solver = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+                         default_root_dir=tmp_path)
+    trainer.fit(solver, datamodule=dm)
+    train_loss = trainer.callback_metrics["train/loss_epoch"].item()
+    trainer.test(solver, datamodule=dm, verbose=False)
+    metrics = trainer.callback_metrics
+    assert metrics["test/acc_mean"] > 0.75  # chance is 0.1
+    assert metrics["test/acc_seq"] > 0.5  # chance is 0.01
+    assert train_loss < 2.0  # started near ln(10) = 2.3
+    assert len(solver.test_records) == 512 // 32
