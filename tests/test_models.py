@@ -63,3 +63,10 @@ def test_a_few_hundred_steps_really_learn(tmp_path):
     assert metrics["test/acc_seq"] > 0.5  # chance is 0.01
     assert train_loss < 2.0  # started near ln(10) = 2.3
     assert len(solver.test_records) == 512 // 32
+
+
+def test_inconsistent_model_config_names_the_fields():
+    from captcha_robustness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^model.channels, model.strides: must have the same length"):
+        MultiHeadCNN(channels=(8, 16), strides=(2,))

@@ -45,3 +45,26 @@ class DataWaitMonitor(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.step_s:
             pl_module.log("perf/data_wait_frac", self.fraction)
+
+
+class ElapsedTime(pl.Callback):
+    """Logs `time/elapsed_min`, wall minutes since training started, with each validation, so
+    that accuracy-versus-time curves come straight from the logged metrics."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self.offset_min = 0.0
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._start is not None and not trainer.sanity_checking:
+            pl_module.log("time/elapsed_min", self.offset_min + (time.perf_counter() - self._start) / 60)
+
+    def state_dict(self) -> dict[str, float]:
+        elapsed = (time.perf_counter() - self._start) / 60 if self._start is not None else 0.0
+        return {"elapsed_min": self.offset_min + elapsed}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.offset_min = state_dict.get("elapsed_min", 0.0)  # a resumed run keeps counting

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from captcha_robustness.callbacks import DataWaitMonitor
+from captcha_robustness.callbacks import DataWaitMonitor, ElapsedTime
 from captcha_robustness.cli import CONFIG_DIR, hydra_entry, run_dir
 from captcha_robustness.errors import ConfigError, exit_on_config_error
 from captcha_robustness.models.solver import CaptchaSolver
@@ -52,14 +52,16 @@ def build_solver(cfg: DictConfig) -> CaptchaSolver:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     out = run_dir()
+    loggers = build_loggers(list(cfg.loggers), out)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     solver = build_solver(cfg)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:02d}-step{step}", auto_insert_metric_name=False,
-                                 monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode, save_last=True)
+    # No "=" in file names: it would have to be quoted in a ckpt_path=... override.
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:02d}-step{step}",
+                                 auto_insert_metric_name=False, monitor=cfg.checkpoint.monitor,
+                                 mode=cfg.checkpoint.mode, save_last=True)
     wait = DataWaitMonitor()
-    loggers = build_loggers(list(cfg.loggers), out)
-    callbacks = [checkpoint, wait] + ([LearningRateMonitor("step")] if loggers else [])
+    callbacks = [checkpoint, wait, ElapsedTime()] + ([LearningRateMonitor("step")] if loggers else [])
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       default_root_dir=str(out))
     start = time.perf_counter()

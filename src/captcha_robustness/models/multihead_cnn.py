@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from captcha_robustness.errors import ConfigError
+
 
 def _conv_bn_relu(cin: int, cout: int, stride: int | tuple[int, int]) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -31,7 +33,8 @@ class MultiHeadCNN(nn.Module):
                  input_pool: Sequence[int] = (4, 2), hidden: int = 256, dropout: float = 0.1) -> None:
         super().__init__()
         if len(channels) != len(strides):
-            raise ValueError("model.channels and model.strides must have the same length")
+            raise ConfigError(f"model.channels, model.strides: must have the same length "
+                              f"(got {len(channels)} and {len(strides)})")
         layers: list[nn.Module] = [nn.AvgPool2d(tuple(input_pool))]
         cin = 1
         for cout, stride in zip(channels, strides):
