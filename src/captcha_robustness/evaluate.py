@@ -6,7 +6,6 @@ confusion_digit_K.csv and confusion.png into its run directory.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import hydra
@@ -14,8 +13,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.cli import CONFIG_DIR, hydra_entry, run_dir
-from captcha_robustness.errors import ConfigError, exit_on_config_error
+from captcha_robustness.cli import atomic_path, hydra_entry, run_dir
+from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver, digit_strings
 from captcha_robustness.reports import save_confusion, summary_lines
 from captcha_robustness.runs import load_solver, metrics_to_floats, write_json
@@ -67,9 +66,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     table = predictions_table(solver, model_id=cfg.model_id or default_model_id(cfg.ckpt_path),
                               noise_type=cfg.noise.name, seed=cfg.seed)
-    tmp = out / "predictions.parquet.tmp"
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "predictions.parquet")
+    with atomic_path(out / "predictions.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
     save_confusion(solver, out)
     write_json(out / "metrics.json", {**metrics, "ckpt_path": str(cfg.ckpt_path), "noise": cfg.noise.name,
                                       "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"),
@@ -78,13 +76,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-@exit_on_config_error
-def _main(cfg: DictConfig) -> None:
-    evaluate(cfg)
-
-
-main = hydra_entry(_main)
+main = hydra_entry("eval", evaluate)
 
 if __name__ == "__main__":
     main()

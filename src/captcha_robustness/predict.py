@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import csv
 import glob
-import io
-import os
 import sys
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 
-from captcha_robustness.cli import CONFIG_DIR, hydra_entry
-from captcha_robustness.errors import ConfigError, exit_on_config_error
+from captcha_robustness.cli import atomic_path, hydra_entry
+from captcha_robustness.errors import ConfigError
 from captcha_robustness.runs import load_solver
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -77,21 +74,15 @@ def write_rows(rows: list[tuple[str, str, float]], stream) -> None:
     writer.writerows((path, pred, f"{conf:.4f}") for path, pred, conf in rows)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-@exit_on_config_error
-def _main(cfg: DictConfig) -> None:
+def predict_command(cfg: DictConfig) -> None:
     rows = predict(cfg)
     write_rows(rows, sys.stdout)
     if cfg.out:
-        buffer = io.StringIO()
-        write_rows(rows, buffer)
-        out = Path(cfg.out)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(buffer.getvalue())
-        os.replace(tmp, out)
+        with atomic_path(Path(cfg.out)) as tmp, open(tmp, "w", newline="") as stream:
+            write_rows(rows, stream)
 
 
-main = hydra_entry(_main)
+main = hydra_entry("predict", predict_command)
 
 if __name__ == "__main__":
     main()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.cli import CONFIG_DIR, hydra_entry, run_dir
+from captcha_robustness.cli import atomic_path, hydra_entry, run_dir
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.noise import NoiseConfig
-from captcha_robustness.errors import ConfigError, exit_on_config_error
+from captcha_robustness.errors import ConfigError
 
 
 def grid_rows(dm: CaptchaDataModule, split: str, noises: list[str], levels: list[float],
@@ -48,15 +47,12 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], labels: list[str], path: Pat
             if c == 0:
                 ax.set_ylabel(title, fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="render")
-@exit_on_config_error
-def _main(cfg: DictConfig) -> None:
+def render_grid(cfg: DictConfig) -> None:
     grid = cfg.grid
     if not isinstance(grid.count, int) or not 1 <= grid.count <= 64:
         raise ConfigError(f"grid.count: must be an integer in [1, 64] (got {grid.count!r})")
@@ -74,7 +70,7 @@ def _main(cfg: DictConfig) -> None:
           f"digits={type(dm.digits).__name__}, seed={cfg.seed})")
 
 
-main = hydra_entry(_main)
+main = hydra_entry("render", render_grid)
 
 if __name__ == "__main__":
     main()

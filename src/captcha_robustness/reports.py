@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from captcha_robustness.cli import atomic_path
 from captcha_robustness.models.solver import CaptchaSolver
 
 
@@ -21,9 +21,8 @@ def save_confusion(solver: CaptchaSolver, out: Path) -> None:
     matrices = [m.compute().cpu().numpy() for m in solver.confusion]
     for k, matrix in enumerate(matrices, start=1):
         frame = pd.DataFrame(matrix, index=pd.Index(range(10), name="true"), columns=[f"pred_{d}" for d in range(10)])
-        tmp = out / f"confusion_digit_{k}.csv.tmp"
-        frame.to_csv(tmp)
-        os.replace(tmp, out / f"confusion_digit_{k}.csv")
+        with atomic_path(out / f"confusion_digit_{k}.csv") as tmp:
+            frame.to_csv(tmp)
     fig, axes = plt.subplots(1, len(matrices), figsize=(3.2 * len(matrices), 3.2), squeeze=False)
     for k, (ax, matrix) in enumerate(zip(axes[0], matrices), start=1):
         rates = matrix / matrix.sum(1, keepdims=True).clip(min=1)
@@ -33,9 +32,9 @@ def save_confusion(solver: CaptchaSolver, out: Path) -> None:
         ax.set_ylabel("true")
         ax.set_xticks(range(10)), ax.set_yticks(range(10))
     fig.tight_layout()
-    fig.savefig(out / "confusion.tmp.png", dpi=80)
+    with atomic_path(out / "confusion.png") as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    os.replace(out / "confusion.tmp.png", out / "confusion.png")
 
 
 def summary_lines(metrics: Mapping[str, float], out: Path, checkpoint: str | None,

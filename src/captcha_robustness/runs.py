@@ -4,22 +4,21 @@ naming what a model was trained on."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from captcha_robustness.cli import atomic_path
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def load_solver(ckpt_path: str | None, map_location: str = "cpu") -> CaptchaSolver:

@@ -19,8 +19,8 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from captcha_robustness.callbacks import DataWaitMonitor, ElapsedTime
-from captcha_robustness.cli import CONFIG_DIR, hydra_entry, run_dir
-from captcha_robustness.errors import ConfigError, exit_on_config_error
+from captcha_robustness.cli import hydra_entry, run_dir
+from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver
 from captcha_robustness.reports import save_confusion, summary_lines
 from captcha_robustness.runs import metrics_to_floats, noise_name, write_json
@@ -81,13 +81,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-@exit_on_config_error
-def _main(cfg: DictConfig) -> None:
-    train(cfg)
-
-
-main = hydra_entry(_main)
+main = hydra_entry("train", train)
 
 if __name__ == "__main__":
     main()

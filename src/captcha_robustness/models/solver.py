@@ -74,7 +74,7 @@ class CaptchaSolver(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self(batch["image"])
         # Cross-entropy averaged over heads (and the batch).
         loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1))
@@ -82,7 +82,7 @@ class CaptchaSolver(pl.LightningModule):
         self.metrics[f"{stage}_set"].update(preds, batch["label"])
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
                  batch_size=len(preds))
-        return loss, logits
+        return loss, logits, preds
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")[0]
@@ -91,8 +91,7 @@ class CaptchaSolver(pl.LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        _, logits = self._step(batch, "test")
-        preds = logits.argmax(-1)
+        _, logits, preds = self._step(batch, "test")
         for k, matrix in enumerate(self.confusion):
             matrix.update(preds[:, k], batch["label"][:, k])
         self.test_records.append({
