@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from captcha_robustness.errors import exit_on_config_error
+from captcha_robustness.sweeps.jobs import run_sweep_job
 
 # The checkout's conf/ (editable installs, the usual case); a wheel carries a copy inside the package.
 _CHECKOUT_CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -44,28 +44,20 @@ def check_group_choices(argv: list[str]) -> None:
 def hydra_entry(config_name: str, task: Callable[[DictConfig], object]) -> Callable[[], None]:
     """A console-script entry point: check group options, then run `task` as a Hydra app of
     `conf/<config_name>.yaml` whose ConfigErrors end in one line (Hydra names the job, and so
-    the run directory, after `task`'s module)."""
+    the run directory, after `task`'s module). In a multirun, each job runs through
+    `run_sweep_job`: finished jobs are skipped, failed ones recorded and the sweep goes on."""
 
     @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
     @exit_on_config_error
     @functools.wraps(task)
     def run(cfg: DictConfig) -> None:
-        task(cfg)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            run_sweep_job(task, cfg)
+        else:
+            task(cfg)
 
     def main() -> None:
         check_group_choices(sys.argv[1:])
         run()
 
     return main
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix) to write to; it becomes `path` only
-    when the block succeeds, so a crash never leaves a half-written result."""
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

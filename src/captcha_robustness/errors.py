@@ -14,7 +14,7 @@ class ConfigError(ValueError):
     """A user-facing configuration or input error; its message names the field and what is allowed."""
 
 
-def _find_config_error(exc: BaseException | None) -> ConfigError | None:
+def find_config_error(exc: BaseException | None) -> ConfigError | None:
     while exc is not None:
         if isinstance(exc, ConfigError):
             return exc
@@ -30,7 +30,7 @@ def exit_on_config_error(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - re-raised unless it is a ConfigError
-            err = _find_config_error(exc)
+            err = find_config_error(exc)
             if err is None:
                 raise
             print(f"error: {err}", file=sys.stderr)

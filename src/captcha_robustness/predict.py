@@ -15,7 +15,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 
-from captcha_robustness.cli import atomic_path, hydra_entry
+from captcha_robustness.cli import hydra_entry
+from captcha_robustness.files import atomic_path
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.runs import load_solver
 

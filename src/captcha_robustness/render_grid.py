@@ -8,7 +8,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.cli import atomic_path, hydra_entry, run_dir
+from captcha_robustness.cli import hydra_entry, run_dir
+from captcha_robustness.files import atomic_path
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.errors import ConfigError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from captcha_robustness.cli import atomic_path
+from captcha_robustness.files import atomic_path
 from captcha_robustness.models.solver import CaptchaSolver
 
 

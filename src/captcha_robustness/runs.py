@@ -1,24 +1,17 @@
-"""What the train / eval commands share: loading checkpoints, writing results atomically,
-naming what a model was trained on."""
+"""What the train / eval commands share: loading checkpoints, naming models and noise,
+the predictions table of a test pass."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
-from captcha_robustness.cli import atomic_path
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.models.solver import CaptchaSolver
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+from captcha_robustness.models.solver import CaptchaSolver, digit_strings
 
 
 def load_solver(ckpt_path: str | None, map_location: str = "cpu") -> CaptchaSolver:
@@ -36,10 +29,39 @@ def load_solver(ckpt_path: str | None, map_location: str = "cpu") -> CaptchaSolv
 
 
 def noise_name(noise: Mapping[str, Any]) -> str:
-    """'none', 'gaussian:0.3', 'salt_and_pepper:[0.2, 0.3, 0.4]' ..."""
+    """'none', 'gaussian:0.3', 'salt_and_pepper:[0.2, 0.3, 0.4]', 'gaussian+salt_and_pepper:[0.2, 0.3, 0.4]' ..."""
     name = noise.get("name", "none")
+    name = name if isinstance(name, str) else "+".join(name)
     return name if name == "none" else f"{name}:{noise.get('level')}"
 
 
 def metrics_to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: round(float(v.item() if isinstance(v, torch.Tensor) else v), 6) for k, v in metrics.items()}
+
+
+def default_model_id(ckpt_path: str) -> str:
+    """'<run directory name>/<checkpoint stem>', e.g. '2026-11-24_10-00-00/last'."""
+    path = Path(ckpt_path).resolve()
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return f"{run.name}/{path.stem}"
+
+
+def predictions_table(solver: CaptchaSolver, *, model_id: str, noise_type: str, seed: int) -> pd.DataFrame:
+    """The test pass's per-CAPTCHA records as the predictions table."""
+    records = {key: torch.cat([r[key] for r in solver.test_records]) for key in solver.test_records[0]}
+    label, prediction = records["label"], records["prediction"]
+    return pd.DataFrame({
+        "solver": "cnn",
+        "model_id": model_id,
+        "train_noise": (solver.hparams.data_info or {}).get("train_noise"),
+        "noise_type": noise_type,
+        "noise_level": records["noise_level"].double().round(decimals=6).numpy(),
+        "seed": seed,
+        "captcha_id": records["captcha_id"].numpy(),
+        "label": digit_strings(label),
+        "prediction": digit_strings(prediction),
+        "correct": (label == prediction).all(1).numpy(),
+        "n_correct": (label == prediction).sum(1).numpy().astype("int64"),
+        "confidence": records["confidence"].double().numpy(),
+        "error": pd.Series([None] * len(label), dtype="string"),
+    })

@@ -2,7 +2,8 @@
 
 Writes into its run directory: checkpoints/ (last.ckpt and the best by val/acc_seq),
 csv/metrics.csv (and tensorboard/ when installed), metrics.json (final test metrics),
-confusion_digit_K.csv and confusion.png (per-position confusion matrices).
+predictions.parquet (the test pass, one row per CAPTCHA), confusion_digit_K.csv and
+confusion.png (per-position confusion matrices).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from captcha_robustness.cli import hydra_entry, run_dir
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver
 from captcha_robustness.reports import save_confusion, summary_lines
-from captcha_robustness.runs import metrics_to_floats, noise_name, write_json
+from captcha_robustness.files import atomic_path, write_json
+from captcha_robustness.runs import default_model_id, metrics_to_floats, noise_name, predictions_table
 
 
 def build_loggers(names: list[str], out: Any) -> list:
@@ -72,8 +74,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     if trainer.is_global_zero:
         save_confusion(solver, out)
+        table = predictions_table(solver, model_id=default_model_id(best or checkpoint.last_model_path),
+                                  noise_type=datamodule.noise.label, seed=cfg.seed)
+        with atomic_path(out / "predictions.parquet") as tmp:
+            table.to_parquet(tmp, index=False)
         write_json(out / "metrics.json", {
-            **metrics, "best_checkpoint": best, "last_checkpoint": checkpoint.last_model_path or None,
+            **metrics, "noise": datamodule.noise.label,
+            "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "best_checkpoint": best, "last_checkpoint": checkpoint.last_model_path or None,
             "epochs": trainer.current_epoch, "global_step": trainer.global_step, "fit_seconds": round(fit_s, 1),
             "data_wait_fraction": round(wait.fraction, 4), "test_size": datamodule.sizes["test"],
         })

@@ -126,6 +126,21 @@ class CaptchaDataModule(pl.LightningDataModule):
             s: CaptchaSynth(self.splits.pool(s), patch, s, self.seed, self.render_cfg, self.noise) for s in SPLITS
         }
 
+    def set_noise(self, noise: Mapping | NoiseConfig) -> None:
+        """Change the noise of every split, keeping digits and prerendered clean CAPTCHAs."""
+        self.noise = noise if isinstance(noise, NoiseConfig) else NoiseConfig.from_dict(noise)
+        self.synths = {s: synth.with_noise(self.noise) for s, synth in self.synths.items()}
+
+    def prerender(self, split: str, max_bytes: int = 2**31) -> bool:
+        """Render `split`'s clean CAPTCHAs once and keep them (evaluation sweeps reuse them
+        under every noise). Skipped, returning False, when they would take over `max_bytes`."""
+        self.setup()
+        cfg = self.render_cfg
+        if self.sizes[split] * cfg.height * cfg.width * 4 > max_bytes:
+            return False
+        self.synths[split] = self.synths[split].prerendered(self.sizes[split])
+        return True
+
     def _rank_world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)

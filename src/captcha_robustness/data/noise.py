@@ -6,6 +6,9 @@ is hit (hit when u < level), and a second stream that decides how. So the pixels
 level are also hit at every higher level, and all noise types at one level hit the same
 pixels (common random numbers: comparisons across levels and types are paired).
 
+`name` may also list several types (e.g. [gaussian, salt_and_pepper]): each CAPTCHA then
+gets one of them, drawn from its key with equal odds (a "mixed" training regime).
+
 A new noise type is one function registered with `@register_noise("name")` plus one config
 file `conf/noise/name.yaml`; its keyword arguments are its config fields. It noises the
 (B, pixels) images it is given in place (they are always a private copy or buffer).
@@ -113,25 +116,26 @@ Level = float | tuple[float, ...] | LevelRange
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """A validated noise setting: `level` is a number, a list (one drawn per CAPTCHA) or a range."""
+    """A validated noise setting: `level` is a number, a list (one drawn per CAPTCHA) or a range;
+    `name` one noise type or a tuple of them (one drawn per CAPTCHA)."""
 
-    name: str = "none"
+    name: str | tuple[str, ...] = "none"
     level: Level = 0.0
     params: Mapping[str, float] = field(default_factory=dict)
 
     @staticmethod
     def from_dict(cfg: Mapping) -> NoiseConfig:
         cfg = dict(cfg)
-        name = cfg.pop("name", "none")
-        if name not in NOISES:
-            raise ConfigError(f"noise.name: unknown noise type {name!r}; allowed: {', '.join(sorted(NOISES))}")
+        name = _parse_name(cfg.pop("name", "none"))
         level = _parse_level(cfg.pop("level", 0.0))
         if name == "none" and level != 0.0:
             raise ConfigError(f"noise.level: must be 0 for noise=none (got {level}); pick a noise type")
-        allowed = [p for p in inspect.signature(NOISES[name]).parameters if p not in ("images", "level", "draw")]
+        names = name if isinstance(name, tuple) else (name,)
+        allowed = [p for n in names for p in inspect.signature(NOISES[n]).parameters
+                   if p not in ("images", "level", "draw")]
         for key, value in cfg.items():
             if key not in allowed:
-                raise ConfigError(f"noise.{key}: not a parameter of noise={name}; allowed: "
+                raise ConfigError(f"noise.{key}: not a parameter of noise {name}; allowed: "
                                  f"{', '.join(['name', 'level', *allowed])}")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"noise.{key}: must be a number (got {value!r})")
@@ -140,11 +144,25 @@ class NoiseConfig:
         return NoiseConfig(name, level, {k: float(v) for k, v in cfg.items()})
 
     @property
+    def label(self) -> str:
+        """The noise type as one string: 'gaussian', or 'gaussian+salt_and_pepper' for a mixture."""
+        return "+".join(self.name) if isinstance(self.name, tuple) else self.name
+
+    @property
     def fixed_level(self) -> float:
         """The level as one number; a mixture here is a configuration error."""
         if not isinstance(self.level, float):
             raise ConfigError(f"noise.level: must be a single number here, not a mixture (got {self.level})")
         return self.level
+
+
+def _parse_name(value) -> str | tuple[str, ...]:
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else [value]
+    for name in names:
+        if name not in NOISES or (name == "none" and len(names) > 1):
+            raise ConfigError(f"noise.name: unknown noise type {name!r}; allowed: {', '.join(sorted(NOISES))}, "
+                              f"or a list of types other than none")
+    return names[0] if len(names) == 1 else tuple(names)
 
 
 def _parse_level(value) -> Level:
@@ -196,10 +214,25 @@ def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, leve
     out = images if inplace else images.clone()
     if cfg.name == "none":
         return out
-    fn = NOISES[cfg.name]
     if levels is None:
         levels = sample_levels(cfg, level_keys(keys))
     flat = out.view(out.shape[0], -1)
-    for s in range(0, flat.shape[0], chunk):
-        fn(flat[s:s + chunk], levels[s:s + chunk], NoiseDraw(keys[s:s + chunk], flat.shape[1]), **cfg.params)
+    if isinstance(cfg.name, str):
+        _noise_chunks(flat, cfg.name, cfg.params, keys, levels, chunk)
+        return out
+    choice = rng.words_to_unit(rng.random_words(rng.mix64_(keys ^ rng.derive_key("type")), 1)[:, 0])
+    choice = (choice * len(cfg.name)).long().clamp_(max=len(cfg.name) - 1)
+    for k, name in enumerate(cfg.name):
+        rows = (choice == k).nonzero().view(-1)
+        params = {p: v for p, v in cfg.params.items() if p in inspect.signature(NOISES[name]).parameters}
+        part = flat.index_select(0, rows)
+        _noise_chunks(part, name, params, keys[rows], levels[rows], chunk)
+        flat.index_copy_(0, rows, part)
     return out
+
+
+def _noise_chunks(flat: torch.Tensor, name: str, params: Mapping[str, float], keys: torch.Tensor,
+                  levels: torch.Tensor, chunk: int) -> None:
+    fn = NOISES[name]
+    for s in range(0, flat.shape[0], chunk):
+        fn(flat[s:s + chunk], levels[s:s + chunk], NoiseDraw(keys[s:s + chunk], flat.shape[1]), **params)

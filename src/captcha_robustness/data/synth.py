@@ -15,24 +15,40 @@ class CaptchaSynth:
     (B, num_digits), `captcha_id` int64 (B,), `noise_level` float32 (B,).
 
     The clean CAPTCHA depends only on (seed, split, id) and the noise only on
-    (seed, split, id, noise config), whatever the batch or device.
+    (seed, split, id, noise config), whatever the batch or device. A `prerendered` synth keeps
+    the clean CAPTCHAs of ids [0, size) and copies them instead of rendering again.
     """
 
-    def __init__(self, pool: DigitPool, patch: int, split: str, seed: int,
-                 render_cfg: RenderConfig, noise: NoiseConfig) -> None:
+    def __init__(self, pool: DigitPool, patch: int, split: str, seed: int, render_cfg: RenderConfig,
+                 noise: NoiseConfig, clean_cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.pool, self.patch, self.render_cfg, self.noise = pool, patch, render_cfg, noise
         self.split, self.seed = split, seed
+        self.clean_cache = clean_cache
         self._render_key = rng.derive_key(seed, split, "render")
         self._noise_key = rng.derive_key(seed, split, "noise")
 
     def with_noise(self, noise: NoiseConfig) -> CaptchaSynth:
-        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, noise)
+        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, noise, self.clean_cache)
 
     def to(self, device: torch.device | str) -> CaptchaSynth:
         return CaptchaSynth(self.pool.to(device), self.patch, self.split, self.seed, self.render_cfg, self.noise)
 
+    def prerendered(self, size: int, chunk: int = 64) -> CaptchaSynth:
+        """This synth with the clean CAPTCHAs of ids [0, size) rendered once and kept."""
+        cfg = self.render_cfg
+        images = torch.empty(size, 1, cfg.height, cfg.width, device=self.pool.images.device)
+        labels = torch.empty(size, cfg.num_digits, dtype=torch.int64, device=images.device)
+        ids = torch.arange(size, device=images.device)
+        for start in range(0, size, chunk):
+            part = slice(start, start + chunk)
+            _, labels[part] = self.clean(ids[part], out=images[part])
+        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, cfg, self.noise, (images, labels))
+
     def clean(self, ids: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ids = ids.to(self.pool.images.device, torch.int64)
+        if self.clean_cache is not None and len(ids) and 0 <= ids.min() and ids.max() < len(self.clean_cache[0]):
+            images, labels = self.clean_cache
+            return torch.index_select(images, 0, ids, out=out) if out is not None else images[ids], labels[ids]
         params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg)
         images = render(self.pool, params, self.render_cfg, self.patch, out=out)
         return images, self.pool.labels[params.digit_index]

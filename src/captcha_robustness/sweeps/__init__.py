@@ -1,0 +1,1 @@
+"""Hydra multirun sweeps: per-job completion markers, the combined table, plots."""

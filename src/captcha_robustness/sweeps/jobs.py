@@ -1,0 +1,64 @@
+"""One job of a sweep: skipped when an identical job already finished in its directory,
+and a crash recorded in error.txt instead of ending the whole sweep.
+
+A job directory is complete when it holds `done.json`, written last (atomically) after the
+job's own results, with the hash of the job's resolved config and the files it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from captcha_robustness.errors import find_config_error
+from captcha_robustness.files import read_json, write_json, write_text
+
+DONE_FILE = "done.json"
+ERROR_FILE = "error.txt"
+PLAN_FILE = "sweep.json"
+
+
+def config_hash(cfg: DictConfig) -> str:
+    return hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
+
+
+def finished(job_dir: Path, digest: str | None = None) -> bool:
+    """Whether `job_dir` holds a complete job (of config hash `digest`, when given)."""
+    done = read_json(job_dir / DONE_FILE)
+    if done is None or (digest is not None and done.get("config_hash") != digest):
+        return False
+    return all((job_dir / name).is_file() for name in done.get("files", []))
+
+
+def run_sweep_job(task: Callable[[DictConfig], object], cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    out = Path(hydra_cfg.runtime.output_dir)
+    name = f"job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)})"
+    digest = config_hash(cfg)
+    if finished(out, digest):
+        print(f"{name}: already finished in {out}, skipped")
+        return
+    (out / DONE_FILE).unlink(missing_ok=True)
+    (out / ERROR_FILE).unlink(missing_ok=True)
+    start = time.perf_counter()
+    try:
+        task(cfg)
+    except Exception as exc:  # noqa: BLE001 - the sweep goes on; the combined table reports the job
+        config_error = find_config_error(exc)
+        write_text(out / ERROR_FILE, f"error: {config_error}\n" if config_error else traceback.format_exc())
+        print(f"{name}: failed: {config_error or repr(exc)}", file=sys.stderr)
+        return
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.endswith(".log"))
+    write_json(out / DONE_FILE, {
+        "config_hash": digest, "overrides": list(hydra_cfg.overrides.task), "files": files,
+        "seconds": round(time.perf_counter() - start, 2),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })

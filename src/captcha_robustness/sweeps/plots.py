@@ -1,0 +1,111 @@
+"""Figures of a sweep summary (matplotlib, Agg): accuracy against noise level, per position,
+and the robustness heatmap. Each function takes summary rows of finished jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from captcha_robustness.files import atomic_path  # noqa: E402
+
+
+def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a numeric level; a clean (noise none) job becomes level 0 of every noise type
+    that lacks its own level-0 job."""
+    rows = rows[rows["noise_level"].notna()]
+    clean, noisy = rows[rows["noise_type"] == "none"], rows[rows["noise_type"] != "none"]
+    extra = []
+    for noise_type, group in noisy.groupby("noise_type"):
+        for series in group["series"].unique():
+            has_zero = ((group["series"] == series) & (group["noise_level"] == 0)).any()
+            zero = clean[clean["series"] == series]
+            if not has_zero and not zero.empty:
+                extra.append(zero.assign(noise_type=noise_type))
+    points = pd.concat([noisy, *extra]) if not noisy.empty else clean
+    return points.sort_values(["series", "noise_type", "noise_level"])
+
+
+def _mean_over_seeds(points: pd.DataFrame) -> pd.DataFrame:
+    """One point per (series, noise type, level): the mean, with a band of +-1 sd over seeds."""
+    grouped = points.groupby(["series", "noise_type", "noise_level"])
+    mean = grouped[["acc_seq", "acc_mean"] + [c for c in points if c.startswith("acc_digit_")]].mean()
+    sd = grouped[["acc_seq", "acc_mean"]].std().fillna(0)
+    for metric in ("acc_seq", "acc_mean"):
+        mean[f"{metric}_ci_low"] = mean[metric] - sd[metric]
+        mean[f"{metric}_ci_high"] = mean[metric] + sd[metric]
+    return mean.reset_index()
+
+
+def accuracy_vs_level(rows: pd.DataFrame, out: Path, spread_over_seeds: bool = False) -> list[Path]:
+    """Whole-CAPTCHA and mean per-digit accuracy against level, one line per series and noise
+    type; bands: 95% intervals (Wilson for acc_seq), or +-1 sd over seeds."""
+    points = curve_points(rows)
+    if points.empty:
+        return []
+    if spread_over_seeds:
+        points = _mean_over_seeds(points)
+    band = "+-1 sd over seeds" if spread_over_seeds else "95% interval"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True, sharey=True)
+    for ax, metric, title in zip(axes, ("acc_seq", "acc_mean"), ("whole CAPTCHA (acc_seq)", "mean per digit (acc_mean)")):
+        for (series, noise_type), line in points.groupby(["series", "noise_type"], sort=False):
+            label = noise_type if points["series"].nunique() == 1 else f"{noise_type}, {series}"
+            drawn = ax.plot(line["noise_level"], line[metric], marker=".", label=label)
+            ax.fill_between(line["noise_level"], line[f"{metric}_ci_low"], line[f"{metric}_ci_high"],
+                            color=drawn[0].get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(f"{title}; band: {band}", fontsize=10)
+        ax.set_xlabel("noise level (fraction of pixels hit)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[1].legend(fontsize=8, loc="best")
+    return [_save(fig, out / "accuracy_vs_level.png")]
+
+
+def accuracy_by_position(rows: pd.DataFrame, out: Path) -> list[Path]:
+    """Per-position accuracy against level: one panel per (series, noise type), one line per position."""
+    points = curve_points(rows)
+    if points.empty:
+        return []
+    points = points.groupby(["series", "noise_type", "noise_level"], sort=False).mean(numeric_only=True).reset_index()
+    panels = list(points.groupby(["series", "noise_type"], sort=False))
+    columns = min(len(panels), 4)
+    rows_n = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(4 * columns, 3.4 * rows_n), squeeze=False, sharey=True)
+    positions = sorted(c for c in points if c.startswith("acc_digit_"))
+    for ax, ((series, noise_type), panel) in zip(axes.flat, panels):
+        for column in positions:
+            ax.plot(panel["noise_level"], panel[column], marker=".", label=f"position {column.rsplit('_', 1)[1]}")
+        ax.set_title(noise_type if points["series"].nunique() == 1 else f"{noise_type}\n{series}", fontsize=9)
+        ax.set_xlabel("noise level")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("per-digit accuracy")
+    axes[0][0].legend(fontsize=8)
+    return [_save(fig, out / "accuracy_by_position.png")]
+
+
+def robustness_heatmap(matrix: pd.DataFrame, out: Path) -> list[Path]:
+    """acc_seq with rows: model (training regime), columns: test condition."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * matrix.shape[1] + 3), 0.5 * matrix.shape[0] + 2.2))
+    image = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_yticks(range(matrix.shape[0]), matrix.index, fontsize=8)
+    ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=90, fontsize=7)
+    ax.set_xlabel("test condition")
+    ax.set_title("whole-CAPTCHA accuracy (acc_seq): model x test noise", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+    return [_save(fig, out / "robustness_matrix.png")]
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    return path
