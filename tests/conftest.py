@@ -7,6 +7,7 @@ from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.data.render import RenderConfig, patch_size
 from captcha_robustness.data.synth import CaptchaSynth
 from captcha_robustness.data.noise import NoiseConfig
+from clitools import TINY, run
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,11 @@ def synth(splits, patch):
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("train")
+    result = run(cwd, "train", *TINY, "hydra.run.dir=run1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, result

@@ -1,8 +1,6 @@
 """captcha-train, captcha-eval and captcha-predict end to end, as a user runs them, in a temp dir."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -13,30 +11,7 @@ from captcha_robustness.errors import ConfigError
 from captcha_robustness.evaluate import check_compatible
 from captcha_robustness.predict import find_images, load_image
 from captcha_robustness.runs import load_solver
-
-# A constant learning rate, so that the resume test may extend the run (a one-cycle schedule is
-# fixed by the length of the run it started with).
-TINY = ["scheduler=null", "data.train_size=256", "data.val_size=64", "data.test_size=96", "data.batch_size=32",
-        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
-
-
-def run(cwd, module, *args):
-    return subprocess.run([sys.executable, "-m", f"captcha_robustness.{module}", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
-
-
-def assert_one_line_error(result, field):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {field}"), result.stderr
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("train")
-    result = run(cwd, "train", *TINY, "hydra.run.dir=run1")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd, result
+from clitools import TINY, assert_one_line_error, run
 
 
 def test_train_writes_checkpoints_metrics_and_a_summary(trained):

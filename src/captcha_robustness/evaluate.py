@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from captcha_robustness.cli import hydra_entry, run_dir
@@ -61,7 +63,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                               noise_type=datamodule.noise.label, seed=cfg.seed)
     with atomic_path(out / "predictions.parquet") as tmp:
         table.to_parquet(tmp, index=False)
-    save_confusion(solver, out)
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    save_confusion(solver, out, png=cfg.confusion_png if cfg.confusion_png is not None else not in_sweep)
     write_json(out / "metrics.json", {**metrics, "ckpt_path": str(cfg.ckpt_path), "noise": datamodule.noise.label,
                                       "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"),
                                       "test_size": len(table)})

@@ -11,18 +11,23 @@ from captcha_robustness.files import atomic_path
 from captcha_robustness.models.solver import CaptchaSolver
 
 
-def save_confusion(solver: CaptchaSolver, out: Path) -> None:
-    """confusion_digit_K.csv (rows: true digit, columns: predicted) and confusion.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def save_confusion(solver: CaptchaSolver, out: Path, png: bool = True) -> None:
+    """confusion_digit_K.csv (rows: true digit, columns: predicted) and, with `png`, confusion.png."""
     matrices = [m.compute().cpu().numpy() for m in solver.confusion]
     for k, matrix in enumerate(matrices, start=1):
         frame = pd.DataFrame(matrix, index=pd.Index(range(10), name="true"), columns=[f"pred_{d}" for d in range(10)])
         with atomic_path(out / f"confusion_digit_{k}.csv") as tmp:
             frame.to_csv(tmp)
+    if png:
+        plot_confusion(matrices, out / "confusion.png")
+
+
+def plot_confusion(matrices: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(matrices), figsize=(3.2 * len(matrices), 3.2), squeeze=False)
     for k, (ax, matrix) in enumerate(zip(axes[0], matrices), start=1):
         rates = matrix / matrix.sum(1, keepdims=True).clip(min=1)
@@ -32,7 +37,7 @@ def save_confusion(solver: CaptchaSolver, out: Path) -> None:
         ax.set_ylabel("true")
         ax.set_xticks(range(10)), ax.set_yticks(range(10))
     fig.tight_layout()
-    with atomic_path(out / "confusion.png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)
 

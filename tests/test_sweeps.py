@@ -1,0 +1,175 @@
+"""Sweeps from the command line, in a temp dir: the combined table, skipping finished jobs,
+reporting killed or failed ones, plots, and the joblib / submitit launchers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from captcha_robustness.sweeps.stats import over_seeds, position_hits, summarize, wilson_interval
+from clitools import run
+
+GRID = ["noise=gaussian,salt_and_pepper", "noise.level=0.2,0.6", "data.test_size=50", "trainer.enable_progress_bar=false"]
+
+
+def eval_sweep(cwd, ckpt, sweep_dir, *extra):
+    return run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", *GRID, f"hydra.sweep.dir={sweep_dir}", *extra)
+
+
+@pytest.fixture(scope="module")
+def sweep(trained):
+    cwd, _ = trained
+    ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
+    result = eval_sweep(cwd, ckpt, "sweep1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd, ckpt, cwd / "sweep1", result
+
+
+def test_the_combined_table_has_every_captcha_under_every_condition(sweep):
+    _, _, root, result = sweep
+    table = pd.read_parquet(root / "predictions.parquet")
+    assert len(table) == 2 * 2 * 50
+    conditions = table.groupby(["noise_type", "noise_level"])
+    assert conditions.ngroups == 4
+    first = table[(table["noise_type"] == "gaussian") & (table["noise_level"] == 0.2)]
+    for _, rows in conditions:
+        assert rows["captcha_id"].tolist() == list(range(50))
+        assert rows["label"].tolist() == first["label"].tolist()
+    assert "sweep: 4 of 4 jobs finished" in result.stdout
+    for plot in ("accuracy_vs_level.png", "accuracy_by_position.png"):
+        assert (root / plot).stat().st_size > 10_000
+
+
+def test_the_summary_matches_a_recomputation_from_the_rows(sweep):
+    _, _, root, _ = sweep
+    table = pd.read_parquet(root / "predictions.parquet")
+    summary = pd.read_csv(root / "summary.csv")
+    assert len(summary) == 4 and (summary["status"] == "done").all()
+    assert {"noise", "noise.level"} <= set(summary.columns)  # the overrides that vary
+    for _, row in summary.iterrows():
+        rows = table[(table["noise_type"] == row["noise_type"]) & (table["noise_level"] == row["noise_level"])]
+        assert row["n"] == 50 and row["noise"] == row["noise_type"] and row["noise.level"] == row["noise_level"]
+        assert row["acc_seq"] == pytest.approx(rows["correct"].mean())
+        assert row["acc_mean"] == pytest.approx(rows["n_correct"].mean() / 4)
+        low, high = proportion_confint(rows["correct"].sum(), 50, method="wilson")
+        assert (row["acc_seq_ci_low"], row["acc_seq_ci_high"]) == pytest.approx((low, high))
+        hits = np.array([[a == b for a, b in zip(lab, pred)] for lab, pred in zip(rows["label"], rows["prediction"])])
+        assert [row[f"acc_digit_{k}"] for k in range(1, 5)] == pytest.approx(hits.mean(0).tolist())
+        metrics = json.loads((root / str(row["job"]) / "metrics.json").read_text())
+        assert metrics["test/acc_seq"] == pytest.approx(row["acc_seq"], abs=1e-6)
+
+
+def test_a_rerun_skips_finished_jobs_and_redoes_the_rest(sweep):
+    cwd, ckpt, root, _ = sweep
+    (root / "2" / "done.json").unlink()
+    before = (root / "0" / "predictions.parquet").stat().st_mtime_ns
+    result = eval_sweep(cwd, ckpt, "sweep1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("skipped") == 3 and "job 2 (" not in result.stdout.split("skipped")[-1]
+    assert (root / "0" / "predictions.parquet").stat().st_mtime_ns == before
+    assert (root / "2" / "done.json").is_file()
+    assert len(pd.read_parquet(root / "predictions.parquet")) == 200
+
+
+def test_a_killed_sweep_reports_its_missing_jobs_and_resumes(trained):
+    cwd, _ = trained
+    ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
+    args = [sys.executable, "-m", "captcha_robustness.evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian",
+            "noise.level=0.1,0.2,0.3", "data.test_size=1500", "trainer.enable_progress_bar=false",
+            "hydra.sweep.dir=killed"]
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 300
+    while not (cwd / "killed" / "0" / "done.json").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (cwd / "killed" / "0" / "done.json").exists() and not (cwd / "killed" / "summary.csv").exists()
+
+    result = run(cwd, "collect", "killed")
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(cwd / "killed" / "summary.csv")
+    assert summary["status"].tolist() == ["done", "missing", "missing"]
+    assert summary["noise.level"].tolist() == [0.1, 0.2, 0.3]
+    assert len(pd.read_parquet(cwd / "killed" / "predictions.parquet")) == 1500
+    assert "sweep: 1 of 3 jobs finished" in result.stdout and "missing: job" in result.stdout
+
+    resumed = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count("skipped") == 1
+    assert (pd.read_csv(cwd / "killed" / "summary.csv")["status"] == "done").all()
+
+
+def test_a_failed_job_is_reported_and_the_sweep_exits_nonzero(sweep):
+    cwd, ckpt, _, _ = sweep
+    result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian", "noise.level=0.1,1.5",
+                 "data.test_size=20", "trainer.enable_progress_bar=false", "hydra.sweep.dir=failing")
+    assert result.returncode == 1
+    assert "1 job(s) of the sweep" in result.stderr
+    summary = pd.read_csv(cwd / "failing" / "summary.csv")
+    assert summary["status"].tolist() == ["done", "failed"]
+    assert summary["error"].iloc[1].startswith("error: noise.level: must be a number in [0, 1]")
+
+
+def test_the_joblib_launcher_gives_the_same_results(sweep):
+    cwd, ckpt, root, _ = sweep
+    result = eval_sweep(cwd, ckpt, "sweep_joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    basic = pd.read_parquet(root / "predictions.parquet").drop(columns=["sweep"])
+    joblib = pd.read_parquet(cwd / "sweep_joblib" / "predictions.parquet").drop(columns=["sweep"])
+    pd.testing.assert_frame_equal(basic.drop(columns=["confidence"]), joblib.drop(columns=["confidence"]))
+    np.testing.assert_allclose(basic["confidence"], joblib["confidence"], atol=1e-5)
+
+
+def test_the_submitit_local_launcher_runs_a_sweep(sweep):
+    cwd, ckpt, _, _ = sweep
+    result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=salt_and_pepper", "noise.level=0.1,0.3",
+                 "data.test_size=20", "trainer.enable_progress_bar=false", "hydra.sweep.dir=submitit",
+                 "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = pd.read_csv(cwd / "submitit" / "summary.csv")
+    assert (summary["status"] == "done").all() and summary["n"].tolist() == [20, 20]
+
+
+def test_a_train_sweep_gets_a_summary_of_its_test_passes(trained):
+    cwd, _ = trained
+    from clitools import TINY
+    result = run(cwd, "train", "-m", *TINY, "noise=none,sp_mixed", "hydra.sweep.dir=train_sweep")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = pd.read_csv(cwd / "train_sweep" / "summary.csv")
+    assert summary["noise"].tolist() == ["none", "sp_mixed"]
+    assert summary["noise_type"].tolist() == ["none", "salt_and_pepper"]
+    assert summary["train_noise"].tolist() == ["none", "salt_and_pepper:[0.2, 0.3, 0.4]"]
+    assert (summary["n"] == 96).all()
+
+
+def test_wilson_interval_matches_statsmodels():
+    for successes, n in [(0, 10), (3, 10), (10, 10), (512, 1000)]:
+        assert wilson_interval(successes, n) == pytest.approx(proportion_confint(successes, n, method="wilson"))
+
+
+def test_position_hits_compare_ocr_answers_of_any_length():
+    labels = pd.Series(["0427", "1111", "9999"])
+    predictions = pd.Series(["0427", "11", None])
+    hits = position_hits(labels, predictions)
+    assert hits.tolist() == [[True] * 4, [True, True, False, False], [False] * 4]
+
+
+def test_summary_and_seed_spread():
+    rows = pd.DataFrame({"label": ["12", "34", "56", "78"], "prediction": ["12", "30", "06", "99"],
+                         "correct": [True, False, False, False]})
+    stats = summarize(rows)
+    assert stats["n"] == 4 and stats["acc_seq"] == 0.25 and stats["acc_mean"] == pytest.approx(0.5)
+    assert stats["acc_digit_1"] == 0.5 and stats["acc_digit_2"] == 0.5 and stats["digits_right"] == 1.0
+    summary = pd.DataFrame({"status": "done", "noise_type": "gaussian", "seed": [0, 1, 2],
+                            "acc_seq": [0.5, 0.6, 0.7], "acc_mean": [0.8, 0.9, 1.0]})
+    spread = over_seeds(summary, ["noise_type"]).iloc[0]
+    assert spread["seeds"] == 3 and spread["acc_seq"] == pytest.approx(0.6)
+    assert spread["acc_seq_std"] == pytest.approx(0.1) and spread["acc_seq_max"] == 0.7
