@@ -9,9 +9,9 @@ TINY = ["scheduler=null", "data.train_size=256", "data.val_size=64", "data.test_
         "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 
-def run(cwd, module, *args):
+def run(cwd, module, *args, env=None):
     return subprocess.run([sys.executable, "-m", f"captcha_robustness.{module}", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+                          cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
 def assert_one_line_error(result, field):

@@ -88,6 +88,20 @@ def test_level_mixtures():
     assert apply_noise(images, cfg, keys).shape == images.shape
 
 
+def test_a_mixture_of_noise_types_gives_each_captcha_one_type():
+    cfg = {"name": ["gaussian", "salt_and_pepper"], "level": 0.3}
+    assert NoiseConfig.from_dict(cfg).label == "gaussian+salt_and_pepper"
+    images, out = noisy(cfg["name"], 0.3)
+    hit = out != images
+    assert within_binomial(hit.float().mean().item(), 0.3, N_IMAGES * PIXELS)
+    binary = ((out == 0) | (out == 1) | ~hit).flatten(1).all(1)  # salt & pepper leaves only 0 and 1
+    gaussian = [noisy("gaussian", 0.3)[1][i] for i in range(N_IMAGES) if not binary[i]]
+    salt = [noisy("salt_and_pepper", 0.3)[1][i] for i in range(N_IMAGES) if binary[i]]
+    assert 16 <= binary.sum() <= 48
+    assert all(torch.equal(a, b) for a, b in zip(gaussian, out[~binary]))  # the same draw as the pure type
+    assert all(torch.equal(a, b) for a, b in zip(salt, out[binary]))
+
+
 @pytest.mark.parametrize(
     "cfg, field",
     [
@@ -97,6 +111,7 @@ def test_level_mixtures():
         ({"name": "gaussian", "level": []}, "noise.level"),
         ({"name": "gaussian", "level": {"low": 0.5, "high": 0.1}}, "noise.level"),
         ({"name": "speckle", "level": 0.1}, "noise.name"),
+        ({"name": ["gaussian", "none"], "level": 0.1}, "noise.name"),
         ({"name": "gaussian", "level": 0.1, "sigma": [1, 2]}, "noise.sigma"),
         ({"name": "salt_and_pepper", "level": 0.1, "sigma": 1}, "noise.sigma"),
         ({"name": "none", "level": 0.3}, "noise.level"),

@@ -173,3 +173,17 @@ def test_summary_and_seed_spread():
     spread = over_seeds(summary, ["noise_type"]).iloc[0]
     assert spread["seeds"] == 3 and spread["acc_seq"] == pytest.approx(0.6)
     assert spread["acc_seq_std"] == pytest.approx(0.1) and spread["acc_seq_max"] == 0.7
+
+
+def test_the_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_dir
+
+    from captcha_robustness.cli import CONFIG_DIR
+
+    overrides = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1",
+                 "hydra.launcher.timeout_min=120"]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("eval", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)

@@ -1,14 +1,17 @@
-"""captcha-eval: a checkpoint on the fixed test set under one noise condition.
+"""captcha-eval: a solver on the fixed test set under one noise condition: a checkpoint
+(`solver=cnn`, the default) or general-purpose OCR (`solver=tesseract`, `solver=ocrspace`).
 
-Writes metrics.json, predictions.parquet (one row per test CAPTCHA, schema in DESIGN.md),
-confusion_digit_K.csv and confusion.png into its run directory.
+Writes metrics.json and predictions.parquet (one row per test CAPTCHA, schema in DESIGN.md)
+into its run directory; for the CNN also confusion_digit_K.csv and confusion.png.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import hydra
+import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +23,8 @@ from captcha_robustness.files import atomic_path, write_json
 from captcha_robustness.models.solver import CaptchaSolver
 from captcha_robustness.reports import save_confusion, summary_lines
 from captcha_robustness.runs import default_model_id, load_solver, metrics_to_floats, predictions_table
+from captcha_robustness.solvers.base import Preprocess
+from captcha_robustness.solvers.evaluation import ocr_metrics, ocr_predictions
 
 
 def check_compatible(solver: CaptchaSolver, render: dict) -> None:
@@ -51,9 +56,8 @@ def test_datamodule(cfg: DictConfig) -> CaptchaDataModule:
     return datamodule
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    out = run_dir()
-    solver = load_solver(None if OmegaConf.is_missing(cfg, "ckpt_path") else cfg.ckpt_path)
+def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    solver = load_solver(cfg.ckpt_path)
     check_compatible(solver, OmegaConf.to_container(cfg.data.render, resolve=True))
     datamodule = test_datamodule(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
@@ -61,13 +65,36 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     table = predictions_table(solver, model_id=cfg.model_id or default_model_id(cfg.ckpt_path),
                               noise_type=datamodule.noise.label, seed=cfg.seed)
-    with atomic_path(out / "predictions.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     save_confusion(solver, out, png=cfg.confusion_png if cfg.confusion_png is not None else not in_sweep)
-    write_json(out / "metrics.json", {**metrics, "ckpt_path": str(cfg.ckpt_path), "noise": datamodule.noise.label,
-                                      "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"),
-                                      "test_size": len(table)})
+    return table, metrics
+
+
+def evaluate_ocr(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, float]]:
+    params = OmegaConf.to_container(cfg.solver, resolve=True)
+    params.pop("name")
+    solver = hydra.utils.instantiate(params)
+    ocr = OmegaConf.to_container(cfg.ocr, resolve=True)
+    keep = ocr.pop("keep")
+    datamodule = test_datamodule(cfg)
+    table = ocr_predictions(solver, Preprocess(**ocr), keep, datamodule, noise_type=datamodule.noise.label,
+                            seed=cfg.seed)
+    if cfg.model_id:
+        table["model_id"] = cfg.model_id
+    return table, ocr_metrics(table)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    out = run_dir()
+    solver_name = cfg.solver.name
+    table, metrics = evaluate_cnn(cfg, out) if solver_name == "cnn" else evaluate_ocr(cfg)
+    with atomic_path(out / "predictions.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    write_json(out / "metrics.json", {
+        **metrics, "solver": solver_name, "model_id": str(table["model_id"].iloc[0]),
+        "ckpt_path": cfg.ckpt_path, "noise": str(table["noise_type"].iloc[0]),
+        "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "test_size": len(table),
+    })
     print("\n".join(summary_lines(metrics, out, None)))
     return metrics
 

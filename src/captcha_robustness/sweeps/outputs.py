@@ -26,22 +26,28 @@ _NOT_SERIES = {"noise", "noise.level", "noise.name", "seed", "ckpt_path", "model
 
 
 def series_labels(combined: Combined) -> pd.Series:
-    """What one curve stands for: the model, when the jobs evaluate several models (label: its
-    training noise, or its model_id when that is ambiguous), and the other overrides that vary."""
+    """What one curve stands for: the model, when the jobs evaluate several models (labelled by
+    its training noise, e.g. "trained on none", or by its model_id), and the other overrides
+    that vary."""
     summary = combined.summary
     done = summary[summary["status"] == "done"]
     parts = pd.DataFrame(index=summary.index)
     if "model_id" in done and done["model_id"].nunique() > 1 and done.groupby("model_id").size().min() > 1:
-        one_noise_per_model = done.groupby("model_id")["train_noise"].nunique().max() == 1
-        distinct = done.groupby("train_noise")["model_id"].nunique().max() == 1
-        parts["model"] = summary["train_noise"] if one_noise_per_model and distinct else summary["model_id"]
-        parts["model"] = "trained on " + parts["model"].astype(str)
+        parts["model"] = _model_names(done).reindex(summary["model_id"]).to_numpy()
     for key in combined.varying:
         if key not in _NOT_SERIES:
             parts[key] = key + "=" + summary[key].astype(str)
     if parts.shape[1] == 0:
         return pd.Series("all", index=summary.index)
     return parts.astype(str).agg(", ".join, axis=1)
+
+
+def _model_names(done: pd.DataFrame) -> pd.Series:
+    """model_id -> "trained on <noise>" where that names each model apart, else the model_id."""
+    models = done.groupby("model_id")[["train_noise"]].first()
+    names = pd.Series(["trained on " + str(n) if pd.notna(n) else m for m, n in zip(models.index, models["train_noise"])],
+                      index=models.index)
+    return names if names.is_unique else pd.Series(models.index, index=models.index)
 
 
 def write_combined(combined: Combined, out: Path) -> list[Path]:
@@ -76,8 +82,10 @@ def robustness_matrix(curves: pd.DataFrame) -> pd.DataFrame:
                           for t, lvl in zip(frame["noise_type"], frame["noise_level"])]
     frame = frame.sort_values(["noise_type", "noise_level"], key=lambda c: c.replace("none", "")
                               if c.name == "noise_type" else c)
-    order = list(dict.fromkeys(frame["condition"]))
-    return frame.pivot_table(index="series", columns="condition", values="acc_seq", aggfunc="mean")[order]
+    columns = list(dict.fromkeys(frame["condition"]))
+    rows = list(dict.fromkeys(curves["series"]))  # job order: the order the models were given in
+    matrix = frame.pivot_table(index="series", columns="condition", values="acc_seq", aggfunc="mean")
+    return matrix.loc[[r for r in rows if r in matrix.index], columns]
 
 
 def _write(path: Path, writer, **kwargs) -> Path:

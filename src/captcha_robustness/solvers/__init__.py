@@ -1,0 +1,2 @@
+"""General-purpose OCR as CAPTCHA solvers (Tesseract locally, OCR.space over HTTP), behind
+one small interface: `read(images) -> list[Reading]`."""
