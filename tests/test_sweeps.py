@@ -118,6 +118,22 @@ def test_a_failed_job_is_reported_and_the_sweep_exits_nonzero(sweep):
     assert summary["error"].iloc[1].startswith("error: noise.level: must be a number in [0, 1]")
 
 
+def test_seed_repeats_get_a_spread(sweep):
+    cwd, ckpt, _, _ = sweep
+    result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian", "noise.level=0.1,0.3", "seed=range(3)",
+                 "data.test_size=20", "trainer.enable_progress_bar=false", "hydra.sweep.dir=seeds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = pd.read_csv(cwd / "seeds" / "summary.csv")
+    spread = pd.read_csv(cwd / "seeds" / "summary_over_seeds.csv")
+    assert len(summary) == 6 and sorted(summary["seed"].unique()) == [0, 1, 2]
+    assert spread["seeds"].tolist() == [3, 3] and spread["noise_level"].tolist() == [0.1, 0.3]
+    for level, row in spread.set_index("noise_level").iterrows():
+        runs = summary[summary["noise_level"] == level]["acc_seq"]
+        assert row["acc_seq"] == pytest.approx(runs.mean()) and row["acc_seq_std"] == pytest.approx(runs.std())
+    labels = pd.read_parquet(cwd / "seeds" / "predictions.parquet").groupby("seed")["label"].apply(list)
+    assert labels[0] != labels[1]  # each seed is its own test set
+
+
 def test_the_joblib_launcher_gives_the_same_results(sweep):
     cwd, ckpt, root, _ = sweep
     result = eval_sweep(cwd, ckpt, "sweep_joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")

@@ -64,4 +64,5 @@ def predictions_table(solver: CaptchaSolver, *, model_id: str, noise_type: str, 
         "n_correct": (label == prediction).sum(1).numpy().astype("int64"),
         "confidence": records["confidence"].double().numpy(),
         "error": pd.Series([None] * len(label), dtype="string"),
+        "raw_text": pd.Series([None] * len(label), dtype="string"),  # filled by OCR solvers
     })

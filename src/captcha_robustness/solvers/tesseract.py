@@ -34,6 +34,8 @@ class TesseractSolver:
             raise ConfigError(f"solver=tesseract: the tesseract program was not found; {INSTALL}") from exc
         self.config = f"--psm {psm}" + (f" -c tessedit_char_whitelist={whitelist}" if whitelist else "")
         self.workers = workers or os.cpu_count() or 1
+        if self.workers > 1:  # parallel processes: keep each tesseract to one thread, or they fight for cores
+            os.environ.setdefault("OMP_THREAD_LIMIT", "1")
         self.timeout_s = timeout_s
         self.model_id = f"tesseract-{version} psm{psm}"
 

@@ -50,20 +50,29 @@ def accuracy_vs_level(rows: pd.DataFrame, out: Path, spread_over_seeds: bool = F
     if spread_over_seeds:
         points = _mean_over_seeds(points)
     band = "+-1 sd over seeds" if spread_over_seeds else "95% interval"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharex=True, sharey=True)
+    # Colour: the series (model); line style: the noise type.
+    colours = {series: f"C{i % 10}" for i, series in enumerate(points["series"].unique())}
+    styles = {noise: ("-", "--", ":", "-.")[i % 4] for i, noise in enumerate(sorted(points["noise_type"].unique()))}
     for ax, metric, title in zip(axes, ("acc_seq", "acc_mean"), ("whole CAPTCHA (acc_seq)", "mean per digit (acc_mean)")):
         for (series, noise_type), line in points.groupby(["series", "noise_type"], sort=False):
-            label = noise_type if points["series"].nunique() == 1 else f"{noise_type}, {series}"
-            drawn = ax.plot(line["noise_level"], line[metric], marker=".", label=label)
+            label = noise_type if len(colours) == 1 else f"{series}: {noise_type}"
+            ax.plot(line["noise_level"], line[metric], marker=".", color=colours[series], linestyle=styles[noise_type],
+                    label=label)
             ax.fill_between(line["noise_level"], line[f"{metric}_ci_low"], line[f"{metric}_ci_high"],
-                            color=drawn[0].get_color(), alpha=0.2, linewidth=0)
+                            color=colours[series], alpha=0.2, linewidth=0)
         ax.set_title(f"{title}; band: {band}", fontsize=10)
         ax.set_xlabel("noise level (fraction of pixels hit)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
-    axes[1].legend(fontsize=8, loc="best")
-    return [_save(fig, out / "accuracy_vs_level.png")]
+    if len(colours) == 1:
+        axes[1].legend(fontsize=8, loc="best")
+    else:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.045 * -(-len(labels) // 2), 1, 1))
+    return [_save(fig, out / "accuracy_vs_level.png", tight=len(colours) == 1)]
 
 
 def accuracy_by_position(rows: pd.DataFrame, out: Path) -> list[Path]:
@@ -103,8 +112,9 @@ def robustness_heatmap(matrix: pd.DataFrame, out: Path) -> list[Path]:
     return [_save(fig, out / "robustness_matrix.png")]
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
