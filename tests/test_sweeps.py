@@ -203,3 +203,22 @@ def test_the_slurm_launcher_config_composes():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)
+
+
+def test_the_analysis_builds_on_a_tiny_sweep(sweep):
+    cwd, _, root, _ = sweep
+    result = run(cwd, "analyze", f"predictions={root}", "out_dir=analysis", "bootstrap=20")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = cwd / "analysis"
+    for name in ("summary.csv", "thresholds.csv", "logit.csv", "logit.txt", "logit_quality.csv", "report.md",
+                 "marginal_effects.csv", "accuracy_vs_level.png"):
+        assert (out / name).is_file(), name
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 4 and (summary["n"] == 50).all()
+    assert list(pd.read_csv(out / "thresholds.csv")["noise_type"]) == ["gaussian", "salt_and_pepper"]
+    assert set(pd.read_csv(out / "logit.csv").columns) >= {"term", "coef", "std_err", "z", "p_value", "ci_low",
+                                                            "ci_high", "odds_ratio"}
+    report = (out / "report.md").read_text()
+    assert "## Robustness thresholds" in report and "![accuracy_vs_level.png]" in report
+    missing = run(cwd, "analyze", "predictions=nowhere.parquet", "out_dir=analysis2")
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: predictions: no such file or folder: nowhere.parquet"

@@ -1,0 +1,45 @@
+"""Predictions tables from files or sweep folders, checked against the schema (DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from captcha_robustness.errors import ConfigError
+from captcha_robustness.sweeps.collect import PREDICTIONS_FILE, combine
+
+REQUIRED = ("solver", "model_id", "train_noise", "noise_type", "noise_level", "seed", "captcha_id", "label",
+            "prediction", "correct", "n_correct", "confidence", "error")
+
+
+def load_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Rows of every path: a .parquet file, or a sweep folder (its combined predictions.parquet,
+    or its jobs' tables combined when the sweep never wrote one)."""
+    if not paths:
+        raise ConfigError("predictions: give at least one predictions table or sweep folder")
+    tables = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            if (path / PREDICTIONS_FILE).is_file():
+                path = path / PREDICTIONS_FILE
+            else:
+                combined = combine([path]).predictions
+                if combined.empty:
+                    raise ConfigError(f"predictions: {path} holds no predictions table and no finished sweep jobs")
+                tables.append(combined)
+                continue
+        if not path.is_file():
+            raise ConfigError(f"predictions: no such file or folder: {path}")
+        try:
+            tables.append(pd.read_parquet(path))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            raise ConfigError(f"predictions: {path} is not a Parquet predictions table ({type(exc).__name__})") from exc
+    table = pd.concat(tables, ignore_index=True)
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise ConfigError(f"predictions: missing columns {', '.join(missing)}; expected the schema of DESIGN.md")
+    table["model_id"] = table["model_id"].astype(str)
+    return table
