@@ -82,3 +82,25 @@ def test_curve_helpers():
     assert np.isnan(crossing(levels, np.array([0.9, 0.8, 0.6])))
     assert np.isnan(crossing(levels, np.array([0.4, 0.3, 0.2])))
     assert auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+
+
+def test_the_count_based_fit_equals_statsmodels_row_level_clustered_logit():
+    import statsmodels.formula.api as smf
+
+    from captcha_robustness.analysis.logit import marginal_effects, specifications
+
+    table = generated(n_captchas=300, seed=3)
+    other = table.assign(model_id="m2", correct=np.random.default_rng(4).random(len(table)) < 0.6)
+    table = pd.concat([table, other], ignore_index=True)
+    data = prepare(table)
+    rows = pd.DataFrame({"y": table["correct"].astype(float), "level": table["noise_level"], "noise": table["noise_type"],
+                         "model": "cnn:" + table["model_id"]})
+    for name, formula in specifications(data)[0].items():
+        ours = fit(data, name, formula)
+        ref = smf.logit(formula, rows).fit(disp=0, cov_type="cluster", cov_kwds={"groups": data.row_cluster})
+        np.testing.assert_allclose(ours.params, ref.params.to_numpy(), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(np.sqrt(np.diag(ours.cov)), ref.bse.to_numpy(), rtol=1e-6)
+        assert ours.llf == pytest.approx(ref.llf) and 1 - ours.llf / ours.llnull == pytest.approx(ref.prsquared)
+        margins = ref.get_margeff(at="overall").summary_frame()
+        np.testing.assert_allclose(marginal_effects(ours)["ame"], margins["dy/dx"], rtol=1e-6, atol=1e-10)
+        np.testing.assert_allclose(marginal_effects(ours)["std_err"], margins["Std. Err."], rtol=1e-6)

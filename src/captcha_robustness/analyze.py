@@ -61,8 +61,7 @@ def analyze(cfg: DictConfig) -> None:
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
-    write_text(out / "logit.txt", "\n\n".join(str(f.result.summary(title=f"{f.name}: {f.formula}"))
-                                              for f in logit["fits"]) + "\n")
+    write_text(out / "logit.txt", "\n\n".join(f.summary_text() for f in logit["fits"]) + "\n")
     curves = summary.rename(columns={"model": "series"})
     figures = plots.accuracy_vs_level(curves, out)
     write_report(out / "report.md", summary, limits, logit, [p.name for p in figures], sources=paths, rows=len(table))
