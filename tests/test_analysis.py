@@ -104,3 +104,20 @@ def test_the_count_based_fit_equals_statsmodels_row_level_clustered_logit():
         margins = ref.get_margeff(at="overall").summary_frame()
         np.testing.assert_allclose(marginal_effects(ours)["ame"], margins["dy/dx"], rtol=1e-6, atol=1e-10)
         np.testing.assert_allclose(marginal_effects(ours)["std_err"], margins["Std. Err."], rtol=1e-6)
+
+
+def test_planted_hard_digits_come_out_on_top():
+    from captcha_robustness.analysis.hardest import digit_and_position_errors
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 10, (4000, 4))
+    miss = rng.random(labels.shape) < np.where(labels == 7, 0.4, np.where(labels == 3, 0.2, 0.02))
+    read = np.where(miss, (labels + 1) % 10, labels)
+    as_text = lambda a: ["".join(map(str, row)) for row in a]  # noqa: E731
+    table = pd.DataFrame({"model": "m", "label": as_text(labels), "prediction": as_text(read)})
+    digits, positions, confusions = digit_and_position_errors(table)
+    assert digits["digit"].tolist()[:2] == [7, 3]
+    top = digits.iloc[0]
+    assert top["ci_low"] <= 0.4 <= top["ci_high"] and top["n"] == (labels == 7).sum()
+    assert confusions.iloc[0][["true", "predicted"]].tolist() == [7, "8"]
+    assert len(positions) == 4 and positions["error_rate"].between(0.04, 0.09).all()

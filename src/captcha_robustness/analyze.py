@@ -5,7 +5,8 @@ report.
     captcha-analyze 'predictions=[sweep_a,sweep_b/predictions.parquet]'
 
 Writes into out_dir: summary.csv, thresholds.csv, logit.csv, logit.txt, logit_quality.csv,
-logit_lr_tests.csv, marginal_effects.csv, accuracy_vs_level.png and report.md.
+logit_lr_tests.csv, marginal_effects.csv, digit_errors.csv, position_errors.csv,
+confusions.csv, accuracy_vs_level.png and report.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, ListConfig
 
+from captcha_robustness.analysis.hardest import digit_and_position_errors
 from captcha_robustness.analysis.load import load_predictions
 from captcha_robustness.analysis.logit import analyse
 from captcha_robustness.analysis.report import write_report
@@ -55,16 +57,19 @@ def analyze(cfg: DictConfig) -> None:
     limits = thresholds(table, n_boot=cfg.bootstrap, seed=cfg.seed)
     limits.insert(2, "model", limits["model_id"].map(table.groupby("model_id")["model"].first()))
     logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds)
+    digits, positions, confusions = digit_and_position_errors(table)
     tables = {"summary.csv": summary, "thresholds.csv": limits, "logit.csv": logit["coefficients"],
               "logit_quality.csv": logit["quality"], "logit_lr_tests.csv": logit["lr_tests"],
-              "marginal_effects.csv": logit["marginal_effects"]}
+              "marginal_effects.csv": logit["marginal_effects"], "digit_errors.csv": digits,
+              "position_errors.csv": positions, "confusions.csv": confusions}
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
     write_text(out / "logit.txt", "\n\n".join(f.summary_text() for f in logit["fits"]) + "\n")
     curves = summary.rename(columns={"model": "series"})
     figures = plots.accuracy_vs_level(curves, out)
-    write_report(out / "report.md", summary, limits, logit, [p.name for p in figures], sources=paths, rows=len(table))
+    write_report(out / "report.md", summary, limits, logit, [p.name for p in figures], sources=paths, rows=len(table),
+                 errors=(digits, positions, confusions))
     print(f"analysed {len(table):,} rows; wrote {', '.join([*tables, 'logit.txt', *[p.name for p in figures], 'report.md'])} "
           f"into {out}")
 

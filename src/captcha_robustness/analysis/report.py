@@ -28,8 +28,19 @@ def threshold_readings(limits: pd.DataFrame) -> list[str]:
     return lines
 
 
+def error_readings(digits: pd.DataFrame, positions: pd.DataFrame) -> list[str]:
+    lines = []
+    for model, rows in digits.groupby("model", sort=False):
+        hard, easy = rows.iloc[0], rows.iloc[-1]
+        place = positions[positions["model"] == model].iloc[0]
+        lines.append(f"- {model}: hardest digit {hard.digit} (error rate {hard.error_rate:.3f}, {hard.ci_low:.3f}-"
+                     f"{hard.ci_high:.3f}), easiest {easy.digit} ({easy.error_rate:.3f}); hardest position "
+                     f"{place.position} ({place.error_rate:.3f}).")
+    return lines
+
+
 def write_report(path: Path, summary: pd.DataFrame, limits: pd.DataFrame, logit: dict, figures: list[str], *,
-                 sources: list[str], rows: int) -> None:
+                 sources: list[str], rows: int, errors: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
     quality, lr = logit["quality"], logit["lr_tests"]
     best = quality.set_index("spec").loc[logit["best"]]
     clean = summary[summary["noise_level"] == 0].drop_duplicates("model_id")
@@ -59,4 +70,13 @@ def write_report(path: Path, summary: pd.DataFrame, limits: pd.DataFrame, logit:
                   markdown(lr)]
     parts += [f"Average marginal effects in the `{logit['best']}` specification (marginal_effects.csv):",
               markdown(logit["marginal_effects"])]
+    digits, positions, confusions = errors
+    parts += ["## Hardest digits and positions (digit_errors.csv, position_errors.csv, confusions.csv)",
+              "Per-digit error rates pooled over every condition a model was tested in, with 95% Wilson intervals. "
+              "Pooled rates mix levels: where a model collapses under heavy noise it tends to answer one digit, "
+              "which then looks easy.",
+              "\n".join(error_readings(digits, positions)),
+              markdown(digits), markdown(positions),
+              "The most frequent confusions (true -> read as; `none`: no character there):",
+              markdown(confusions.groupby("model", sort=False).head(10))]
     write_text(path, "\n\n".join(parts) + "\n")

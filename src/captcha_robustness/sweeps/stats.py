@@ -20,13 +20,19 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def position_hits(labels: pd.Series, predictions: pd.Series) -> np.ndarray:
-    """(n, num_digits) bool: digit k read right. A prediction of another length (OCR) is
-    compared position by position as far as it goes."""
+def digit_arrays(labels: pd.Series, predictions: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Two (n, num_digits) uint8 arrays of character codes: the labels, and the predictions
+    cut or padded with "_" to the same length (an OCR answer may be shorter or longer)."""
     width = int(labels.str.len().max())
     padded = predictions.fillna("").str.pad(width, side="right", fillchar="_").str[:width]
     as_array = lambda s: np.frombuffer("".join(s).encode(), dtype=np.uint8).reshape(len(s), width)  # noqa: E731
-    return as_array(labels) == as_array(padded)
+    return as_array(labels), as_array(padded)
+
+
+def position_hits(labels: pd.Series, predictions: pd.Series) -> np.ndarray:
+    """(n, num_digits) bool: digit k read right, compared position by position."""
+    truth, read = digit_arrays(labels, predictions)
+    return truth == read
 
 
 def summarize(rows: pd.DataFrame) -> dict[str, float]:
