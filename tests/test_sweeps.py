@@ -211,14 +211,28 @@ def test_the_analysis_builds_on_a_tiny_sweep(sweep):
     assert result.returncode == 0, result.stderr[-3000:]
     out = cwd / "analysis"
     for name in ("summary.csv", "thresholds.csv", "logit.csv", "logit.txt", "logit_quality.csv", "report.md",
-                 "marginal_effects.csv", "accuracy_vs_level.png"):
+                 "marginal_effects.csv", "accuracy_vs_level.png", "degradation.csv", "digit_errors.csv",
+                 "position_errors.csv", "confusions.csv", "pair_errors.csv", "gallery.png", "accuracy_vs_damage.png"):
         assert (out / name).is_file(), name
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 4 and (summary["n"] == 50).all()
     assert list(pd.read_csv(out / "thresholds.csv")["noise_type"]) == ["gaussian", "salt_and_pepper"]
     assert set(pd.read_csv(out / "logit.csv").columns) >= {"term", "coef", "std_err", "z", "p_value", "ci_low",
                                                             "ci_high", "odds_ratio"}
+    comparisons = pd.read_csv(out / "comparisons.csv")  # the two noise types at each level, same 50 CAPTCHAs
+    assert comparisons["noise_level"].tolist() == [0.2, 0.6] and (comparisons["n"] == 50).all()
+    hardest = pd.read_csv(out / "hardest.csv")
+    assert len(hardest) == 50 and (hardest["observations"] == 4).all() and hardest["difficulty"].is_monotonic_decreasing
+    damage = pd.read_csv(out / "damage.csv").set_index(["noise_type", "noise_level"])["ssim"]
+    assert len(damage) == 4 and damage.between(0, 1).all()
+    assert damage["gaussian", 0.2] > damage["gaussian", 0.6] and damage["salt_and_pepper", 0.2] > damage["salt_and_pepper", 0.6]
+    assert len(pd.read_csv(out / "security.csv")) == 4
     report = (out / "report.md").read_text()
-    assert "## Robustness thresholds" in report and "![accuracy_vs_level.png]" in report
+    for section in ("## Robustness thresholds", "![accuracy_vs_level.png]", "## Paired comparisons", "![gallery.png]",
+                    "## Security"):
+        assert section in report, section
+    bad = run(cwd, "analyze", f"predictions={root}", "out_dir=analysis3", "images.gallery=-1")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: images.gallery: must be an integer in [0, 100] (got -1)"
+    assert not (cwd / "analysis3").exists()
     missing = run(cwd, "analyze", "predictions=nowhere.parquet", "out_dir=analysis2")
     assert missing.returncode == 2 and missing.stderr.strip() == "error: predictions: no such file or folder: nowhere.parquet"

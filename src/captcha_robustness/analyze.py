@@ -4,9 +4,10 @@ report.
     captcha-analyze predictions=multirun/eval/2026-11-25_10-00-00 out_dir=analysis
     captcha-analyze 'predictions=[sweep_a,sweep_b/predictions.parquet]'
 
-Writes into out_dir: summary.csv, thresholds.csv, logit.csv, logit.txt, logit_quality.csv,
-logit_lr_tests.csv, marginal_effects.csv, digit_errors.csv, position_errors.csv,
-confusions.csv, accuracy_vs_level.png and report.md.
+Writes into out_dir the tables summary, thresholds, logit (+ logit.txt), logit_quality,
+logit_lr_tests, marginal_effects, comparisons, degradation, digit_errors, position_errors,
+confusions, pair_errors, hardest (.csv); where the jobs' configs are found, gallery.png and
+the damage / security tables; accuracy_vs_level.png, accuracy_vs_damage.png and report.md.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from captcha_robustness.analysis.hardest import digit_and_position_errors
+from captcha_robustness.analysis.hardest import digit_and_position_errors, hardest_captchas, pair_errors
+from captcha_robustness.analysis.images import Renderer, mid_levels, save_gallery
 from captcha_robustness.analysis.load import load_predictions
 from captcha_robustness.analysis.logit import analyse
+from captcha_robustness.analysis.paired import comparisons, degradation
 from captcha_robustness.analysis.report import write_report
+from captcha_robustness.analysis.security import (damage_at_thresholds, damage_table, plot_accuracy_vs_damage,
+                                                  security_table)
 from captcha_robustness.analysis.thresholds import thresholds
 from captcha_robustness.cli import hydra_entry, run_dir
+from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import atomic_path, write_text
 from captcha_robustness.sweeps import plots
 from captcha_robustness.sweeps.stats import summarize
@@ -47,11 +53,43 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _count(cfg: DictConfig, field: str, maximum: int) -> int:
+    value = OmegaConf.select(cfg, field)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ConfigError(f"{field}: must be an integer in [0, {maximum}] (got {value!r})")
+    return value
+
+
+def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery: int, captchas: int,
+                  out: Path) -> tuple[list[str], list[str]]:
+    """(figures, notes): gallery.png, and damage.csv, security.csv, security_thresholds.csv
+    and accuracy_vs_damage.png (added to `tables`), which re-render CAPTCHAs from the jobs'
+    configs; the notes say what was skipped and why."""
+    renderer = Renderer.of(table) if gallery or captchas else None
+    if renderer is None:
+        return [], [] if not (gallery or captchas) else [
+            "Gallery and image damage skipped: no job config (.hydra/config.yaml) of these rows was found."]
+    figures = []
+    if gallery:
+        mids = mid_levels(table, tables["thresholds.csv"])
+        save_gallery(table, tables["hardest.csv"], renderer, mids, out / "gallery.png", count=gallery)
+        figures.append("gallery.png")
+    if captchas:
+        damage = damage_table(table, renderer, captchas)
+        tables["damage.csv"] = damage
+        tables["security.csv"] = security_table(tables["summary.csv"], damage)
+        tables["security_thresholds.csv"] = damage_at_thresholds(tables["thresholds.csv"], damage)
+        plot_accuracy_vs_damage(tables["security.csv"], out / "accuracy_vs_damage.png")
+        figures.append("accuracy_vs_damage.png")
+    return figures, []
+
+
 def analyze(cfg: DictConfig) -> None:
     paths = list(cfg.predictions) if isinstance(cfg.predictions, ListConfig) else [cfg.predictions]
+    gallery, captchas = _count(cfg, "images.gallery", 100), _count(cfg, "images.damage_captchas", 10000)
     out = Path(cfg.out_dir) if cfg.out_dir else run_dir()
-    out.mkdir(parents=True, exist_ok=True)
     table = load_predictions(paths)
+    out.mkdir(parents=True, exist_ok=True)
     table["model"] = model_labels(table)
     summary = summary_table(table)
     limits = thresholds(table, n_boot=cfg.bootstrap, seed=cfg.seed)
@@ -60,17 +98,19 @@ def analyze(cfg: DictConfig) -> None:
     digits, positions, confusions = digit_and_position_errors(table)
     tables = {"summary.csv": summary, "thresholds.csv": limits, "logit.csv": logit["coefficients"],
               "logit_quality.csv": logit["quality"], "logit_lr_tests.csv": logit["lr_tests"],
-              "marginal_effects.csv": logit["marginal_effects"], "digit_errors.csv": digits,
-              "position_errors.csv": positions, "confusions.csv": confusions}
+              "marginal_effects.csv": logit["marginal_effects"], "comparisons.csv": comparisons(table),
+              "degradation.csv": degradation(table), "digit_errors.csv": digits, "position_errors.csv": positions,
+              "confusions.csv": confusions, "pair_errors.csv": pair_errors(table),
+              "hardest.csv": hardest_captchas(table)}
+    figures = [p.name for p in plots.accuracy_vs_level(summary.rename(columns={"model": "series"}), out)]
+    image_figures, notes = image_outputs(table, tables, gallery, captchas, out)
+    figures += image_figures
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
     write_text(out / "logit.txt", "\n\n".join(f.summary_text() for f in logit["fits"]) + "\n")
-    curves = summary.rename(columns={"model": "series"})
-    figures = plots.accuracy_vs_level(curves, out)
-    write_report(out / "report.md", summary, limits, logit, [p.name for p in figures], sources=paths, rows=len(table),
-                 errors=(digits, positions, confusions))
-    print(f"analysed {len(table):,} rows; wrote {', '.join([*tables, 'logit.txt', *[p.name for p in figures], 'report.md'])} "
+    write_report(out / "report.md", tables, logit, figures, sources=paths, rows=len(table), notes=notes)
+    print(f"analysed {len(table):,} rows; wrote {', '.join([*tables, 'logit.txt', *figures, 'report.md'])} "
           f"into {out}")
 
 

@@ -34,9 +34,13 @@ def load_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
         if not path.is_file():
             raise ConfigError(f"predictions: no such file or folder: {path}")
         try:
-            tables.append(pd.read_parquet(path))
+            table = pd.read_parquet(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
             raise ConfigError(f"predictions: {path} is not a Parquet predictions table ({type(exc).__name__})") from exc
+        if "sweep" not in table.columns:  # one run's own table: its config is beside it
+            table.insert(0, "job", "")
+            table.insert(0, "sweep", str(path.parent))
+        tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:

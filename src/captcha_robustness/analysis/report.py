@@ -39,20 +39,70 @@ def error_readings(digits: pd.DataFrame, positions: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(path: Path, summary: pd.DataFrame, limits: pd.DataFrame, logit: dict, figures: list[str], *,
-                 sources: list[str], rows: int, errors: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
+def comparison_readings(comparisons: pd.DataFrame, shown: int = 3) -> list[str]:
+    if comparisons.empty:
+        return ["- No pairs to compare (one solver/model and one noise type)."]
+    significant = comparisons[comparisons["p_holm"] < 0.05]
+    lines = [f"- {len(significant)} of {len(comparisons)} paired comparisons differ at Holm-adjusted p < 0.05."]
+    for row in comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index).head(shown).itertuples():
+        where = f"{row.noise_type} {row.noise_level:g}" + (f", {row.model}" if pd.notna(row.model) else "")
+        lines.append(f"- {row.a} vs {row.b} ({where}): accuracy {row.acc_a:.3f} vs {row.acc_b:.3f}, difference "
+                     f"{row.diff:+.3f} (95% CI {row.diff_ci_low:+.3f} to {row.diff_ci_high:+.3f}) on {row.n:,} CAPTCHAs.")
+    return lines
+
+
+def degradation_readings(degradation: pd.DataFrame) -> list[str]:
+    lines = []
+    for (model, noise), rows in degradation.groupby(["model", "noise_type"], sort=False):
+        half = rows[rows["broken"] >= 0.5]
+        if half.empty:
+            lines.append(f"- {model}, {noise}: fewer than half of the clean-solved CAPTCHAs break at every level tested "
+                         f"(at most {rows['broken'].max():.3f}).")
+        else:
+            first = half.iloc[0]
+            lines.append(f"- {model}, {noise}: half of the clean-solved CAPTCHAs break from level {first.noise_level:g} "
+                         f"on ({first.broken:.3f} broken, {first.digits_lost:.2f} digits lost per CAPTCHA).")
+    return lines
+
+
+def security_readings(at_50: pd.DataFrame) -> list[str]:
+    lines = []
+    for model, rows in at_50.dropna(subset=["ssim_at_50"]).groupby("model", sort=False):
+        parts = [f"{r.noise_type} at level {r.level_50:.3f} (SSIM {r.ssim_at_50:.3f}, PSNR {r.psnr_at_50:.1f} dB)"
+                 for r in rows.itertuples()]
+        verdict = "."
+        if len(rows) > 1:
+            by_ssim, by_psnr = rows.loc[rows["ssim_at_50"].idxmax()], rows.loc[rows["psnr_at_50"].idxmax()]
+            verdict = f": {by_ssim.noise_type} gets there with the least visible harm by SSIM" + (
+                "." if by_ssim.noise_type == by_psnr.noise_type else f", {by_psnr.noise_type} by PSNR.")
+        lines.append(f"- To halve {model}'s success: " + "; ".join(parts) + verdict)
+    return lines or ["- No solver/model crosses 50% in the levels tested."]
+
+
+def _head(frame: pd.DataFrame, rows: int, name: str) -> list[str]:
+    if len(frame) <= rows:
+        return [markdown(frame)]
+    return [markdown(frame.head(rows)), f"(First {rows} of {len(frame):,} rows; all in {name}.)"]
+
+
+def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict, figures: list[str], *,
+                 sources: list[str], rows: int, notes: list[str]) -> None:
+    summary, limits = tables["summary.csv"], tables["thresholds.csv"]
     quality, lr = logit["quality"], logit["lr_tests"]
     best = quality.set_index("spec").loc[logit["best"]]
     clean = summary[summary["noise_level"] == 0].drop_duplicates("model_id")
+    figure = lambda name: [f"![{name}]({name})"] if name in figures else []  # noqa: E731
     parts = [
         "# Analysis of CAPTCHA predictions",
         f"Sources: {', '.join(map(str, sources))}; {rows:,} rows, "
         f"{summary['model_id'].nunique()} solver/model(s), {summary['noise_type'].nunique()} noise type(s).",
+        *notes,
         "## Accuracy by condition (summary.csv)",
-        "Clean whole-CAPTCHA accuracy: " + "; ".join(f"{r.model} {r.acc_seq:.3f}" for r in clean.itertuples()) + ".",
+        "Clean whole-CAPTCHA accuracy: " + ("; ".join(f"{r.model} {r.acc_seq:.3f}" for r in clean.itertuples())
+                                           or "no clean condition tested") + ".",
         markdown(summary[["model", "noise_type", "noise_level", "n", "acc_seq", "acc_seq_ci_low", "acc_seq_ci_high",
                           "acc_mean", "digits_right"]]),
-        *[f"![{name}]({name})" for name in figures],
+        *[f"![{name}]({name})" for name in figures if name.startswith("accuracy_vs_level")],
         "## Robustness thresholds (thresholds.csv)",
         "The noise level at which whole-CAPTCHA accuracy falls to 50% (non-increasing fit of accuracy against "
         "level), with 95% intervals from a bootstrap over CAPTCHAs; `auc` is the mean accuracy over the level range.",
@@ -70,13 +120,46 @@ def write_report(path: Path, summary: pd.DataFrame, limits: pd.DataFrame, logit:
                   markdown(lr)]
     parts += [f"Average marginal effects in the `{logit['best']}` specification (marginal_effects.csv):",
               markdown(logit["marginal_effects"])]
-    digits, positions, confusions = errors
-    parts += ["## Hardest digits and positions (digit_errors.csv, position_errors.csv, confusions.csv)",
-              "Per-digit error rates pooled over every condition a model was tested in, with 95% Wilson intervals. "
+    comparisons = tables["comparisons.csv"]
+    parts += ["## Paired comparisons (comparisons.csv)",
+              "Two solvers/models in the same condition, or two noise types at the same level for one model, on the "
+              "CAPTCHAs both sides read: `diff` = acc_a - acc_b with a 95% interval for paired proportions; "
+              "`a_only` / `b_only`: CAPTCHAs only one side solved; p-values by McNemar's exact test, Holm-adjusted "
+              "over the whole table (`p_holm`).",
+              "\n".join(comparison_readings(comparisons)),
+              *_head(comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index), 20,
+                     "comparisons.csv")]
+    degradation = tables["degradation.csv"]
+    parts += ["## Degradation from each CAPTCHA's clean reading (degradation.csv)",
+              "Each noisy reading against the same model's reading of the same CAPTCHA without noise: `broken` is "
+              "the share of clean-solved CAPTCHAs that fail, `fixed` the share of clean-failed ones that succeed, "
+              "`digits_lost` the mean drop in digits right.",
+              "\n".join(degradation_readings(degradation)) or "No clean (level 0) readings to compare with.",
+              *_head(degradation, 40, "degradation.csv")]
+    parts += ["## Hardest digits, positions and pairs (digit_errors.csv, position_errors.csv, pair_errors.csv, "
+              "confusions.csv)",
+              "Error rates pooled over every condition a model was tested in; 95% intervals clustered by CAPTCHA. "
               "Pooled rates mix levels: where a model collapses under heavy noise it tends to answer one digit, "
               "which then looks easy.",
-              "\n".join(error_readings(digits, positions)),
-              markdown(digits), markdown(positions),
+              "\n".join(error_readings(tables["digit_errors.csv"], tables["position_errors.csv"])),
+              markdown(tables["digit_errors.csv"]), markdown(tables["position_errors.csv"]),
+              "Adjacent digit pairs with the highest `lift` (error rate of the pair over what the two digits' own "
+              "error rates in the same conditions predict if independent):",
+              markdown(tables["pair_errors.csv"].groupby("model", sort=False).head(5)),
               "The most frequent confusions (true -> read as; `none`: no character there):",
-              markdown(confusions.groupby("model", sort=False).head(10))]
+              markdown(tables["confusions.csv"].groupby("model", sort=False).head(10))]
+    hardest = tables["hardest.csv"]
+    parts += ["## The hardest CAPTCHAs (hardest.csv)",
+              "`difficulty`: a CAPTCHA's failures minus those expected from the accuracy of each condition it was "
+              "read in, per reading, pooled over every solver/model and condition; `observations` backs each score.",
+              markdown(hardest.head(10)), *figure("gallery.png")]
+    if "security.csv" in tables:
+        at_50 = tables["security_thresholds.csv"]
+        parts += ["## Security: accuracy lost per unit of image damage (damage.csv, security.csv, "
+                  "security_thresholds.csv)",
+                  "Damage is measured on re-rendered CAPTCHAs against their clean versions (PSNR; SSIM, where 1 is "
+                  "identical). A noise that brings a solver to 50% at a higher SSIM hurts the machine more for less "
+                  "visible harm to a person.",
+                  "\n".join(security_readings(at_50)), markdown(at_50), markdown(tables["damage.csv"]),
+                  *figure("accuracy_vs_damage.png")]
     write_text(path, "\n\n".join(parts) + "\n")
