@@ -13,6 +13,7 @@ vectorised sums: millions of rows cost seconds.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from captcha_robustness.errors import ConfigError
 
@@ -95,6 +97,7 @@ class Fit:
     llnull: float
     nobs: int
     converged: bool
+    separation: bool  # perfect separation: some coefficients are not identified
     X: np.ndarray  # per-condition design
     p: np.ndarray  # per-condition fitted probability
     trials: np.ndarray  # rows per condition
@@ -115,7 +118,16 @@ class Fit:
         table = self.coefficients().drop(columns=["spec"]).to_string(index=False, float_format=lambda v: f"{v:.4g}")
         return (f"{self.name}: {self.formula}\nrows {self.nobs:,}; log-likelihood {self.llf:.2f} (null "
                 f"{self.llnull:.2f}); McFadden R2 {1 - self.llf / self.llnull:.4f}; AIC {self.aic:.1f}; "
-                f"converged {self.converged}; standard errors clustered by CAPTCHA\n{table}")
+                f"converged {self.converged}; perfect separation {self.separation}; standard errors clustered by CAPTCHA\n{table}")
+
+
+def _fit_glm(model) -> tuple[object, bool]:
+    """The fitted GLM and whether statsmodels saw perfect separation (some condition at 0% or
+    100%, so a coefficient runs off to infinity): recorded in the results, not printed."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.fit(maxiter=100)
+    return result, any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
 
 
 def fit(data: Data, name: str, formula: str) -> Fit:
@@ -127,7 +139,7 @@ def fit(data: Data, name: str, formula: str) -> Fit:
         raise ConfigError(f"logit: the design of {formula!r} is singular (rank {np.linalg.matrix_rank(X)} < "
                           f"{X.shape[1]} columns): some terms are collinear; drop a term or add conditions that "
                           f"separate them")
-    result = model.fit(maxiter=100)
+    result, separated = _fit_glm(model)
     p_all = np.zeros(len(c))
     p_all[trials > 0] = result.fittedvalues
     X_all = np.zeros((len(c), X.shape[1]))
@@ -146,7 +158,7 @@ def fit(data: Data, name: str, formula: str) -> Fit:
     mean = successes.sum() / trials.sum()
     return Fit(name, formula, list(model.exog_names), result.params.to_numpy(), cov,
                bernoulli_llf(p_all, successes, trials), bernoulli_llf(np.full(len(c), mean), successes, trials),
-               nobs, bool(result.converged), X_all, p_all, trials)
+               nobs, bool(result.converged), separated, X_all, p_all, trials)
 
 
 def likelihood_ratios(fits: list[Fit]) -> pd.DataFrame:
@@ -192,7 +204,7 @@ def grouped_cv_auc(data: Data, formula: str, folds: int = 5, seed: int = 0) -> f
             return np.nan
         train_s = np.bincount(data.row_condition[~test], weights=data.row_y[~test], minlength=n_cond)
         train_n = np.bincount(data.row_condition[~test], minlength=n_cond).astype(float)
-        result = _glm(formula, data.conditions, train_s, train_n).fit(maxiter=100)
+        result, _ = _fit_glm(_glm(formula, data.conditions, train_s, train_n))
         p = np.asarray(result.predict(data.conditions))
         s = np.bincount(data.row_condition[test], weights=data.row_y[test], minlength=n_cond)
         n = np.bincount(data.row_condition[test], minlength=n_cond)
@@ -225,8 +237,9 @@ def analyse(table: pd.DataFrame, max_degree: int = 3, cv_folds: int = 5) -> dict
     quality = pd.DataFrame([{
         "spec": f.name, "formula": f.formula, "n": f.nobs, "clusters": data.clusters,
         "log_likelihood": f.llf, "mcfadden_r2": 1 - f.llf / f.llnull, "aic": f.aic, "converged": f.converged,
-        "cv_auc": grouped_cv_auc(data, f.formula, cv_folds)} for f in fits])
-    usable = quality[quality["converged"]] if quality["converged"].any() else quality
+        "separation": f.separation, "cv_auc": grouped_cv_auc(data, f.formula, cv_folds)} for f in fits])
+    sound = quality["converged"] & ~quality["separation"]
+    usable = quality[sound] if sound.any() else quality[quality["converged"]] if quality["converged"].any() else quality
     best = fits[int(usable["aic"].idxmin())]
     return {"fits": fits, "degree": degree, "coefficients": pd.concat([f.coefficients() for f in fits]),
             "quality": quality, "best": best.name, "lr_tests": likelihood_ratios(fits),

@@ -110,7 +110,8 @@ def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict, figur
         markdown(limits[["model", "noise_type", "level_50", "ci_low", "ci_high", "auc", "auc_ci_low", "auc_ci_high"]]),
         "## Logistic regression of success (logit.csv, logit.txt)",
         f"Each noise type gets its own degree-{logit['degree']} polynomial in the level from a shared clean "
-        "intercept; standard errors are clustered by CAPTCHA. Lowest AIC among converged fits: "
+        "intercept; standard errors are clustered by CAPTCHA. Lowest AIC among converged fits without perfect "
+        "separation: "
         f"`{logit['best']}` (McFadden R2 {best['mcfadden_r2']:.3f}, out-of-sample AUC {best['cv_auc']:.3f} "
         "by 5-fold cross-validation over CAPTCHAs).",
         markdown(quality.drop(columns=["formula"])),
