@@ -165,6 +165,16 @@ def test_a_train_sweep_gets_a_summary_of_its_test_passes(trained):
     assert summary["train_noise"].tolist() == ["none", "salt_and_pepper:[0.2, 0.3, 0.4]"]
     assert (summary["n"] == 96).all()
 
+    # A training job killed after its last checkpoint continues from it on a re-run (no new
+    # optimiser steps: it had finished its epochs); the finished job is skipped.
+    job = cwd / "train_sweep" / "1"
+    steps = json.loads((job / "metrics.json").read_text())["global_step"]
+    (job / "done.json").unlink()
+    again = run(cwd, "train", "-m", *TINY, "noise=none,sp_mixed", "hydra.sweep.dir=train_sweep")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already finished" in again.stdout and f"resuming the interrupted training in {job}" in again.stdout
+    assert json.loads((job / "metrics.json").read_text())["global_step"] == steps
+
 
 def test_wilson_interval_matches_statsmodels():
     for successes, n in [(0, 10), (3, 10), (10, 10), (512, 1000)]:

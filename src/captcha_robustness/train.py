@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -25,6 +26,7 @@ from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver
 from captcha_robustness.reports import save_confusion, summary_lines
 from captcha_robustness.files import atomic_path, write_json
+from captcha_robustness.sweeps.jobs import CHECKPOINTS, DONE_FILE, STARTED_FILE
 from captcha_robustness.runs import default_model_id, metrics_to_floats, noise_name, predictions_table
 
 
@@ -52,6 +54,14 @@ def build_solver(cfg: DictConfig) -> CaptchaSolver:
     )
 
 
+def interrupted_checkpoint(out: Path) -> str | None:
+    """The last checkpoint of an unfinished sweep job in this directory, of the same config
+    (sweeps/jobs.py): a killed training sweep run again continues instead of starting over."""
+    last = out / CHECKPOINTS / "last.ckpt"
+    in_sweep_job = (out / STARTED_FILE).is_file() and not (out / DONE_FILE).is_file()
+    return str(last) if in_sweep_job and last.is_file() else None
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     out = run_dir()
     loggers = build_loggers(list(cfg.loggers), out)
@@ -59,15 +69,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = hydra.utils.instantiate(cfg.data)
     solver = build_solver(cfg)
     # No "=" in file names: it would have to be quoted in a ckpt_path=... override.
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:02d}-step{step}",
+    checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="best-epoch{epoch:02d}-step{step}",
                                  auto_insert_metric_name=False, monitor=cfg.checkpoint.monitor,
                                  mode=cfg.checkpoint.mode, save_last=True)
     wait = DataWaitMonitor()
     callbacks = [checkpoint, wait, ElapsedTime()] + ([LearningRateMonitor("step")] if loggers else [])
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       default_root_dir=str(out))
+    resume = cfg.ckpt_path or interrupted_checkpoint(out)
+    if resume and not cfg.ckpt_path:
+        print(f"resuming the interrupted training in {out} from {resume}")
     start = time.perf_counter()
-    trainer.fit(solver, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(solver, datamodule=datamodule, ckpt_path=resume)
     fit_s = time.perf_counter() - start
     best = checkpoint.best_model_path or None
     trainer.test(solver, datamodule=datamodule, ckpt_path=best, verbose=False)

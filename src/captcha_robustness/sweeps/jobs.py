@@ -3,11 +3,14 @@ and a crash recorded in error.txt instead of ending the whole sweep.
 
 A job directory is complete when it holds `done.json`, written last (atomically) after the
 job's own results, with the hash of the job's resolved config and the files it wrote.
+`started.json` holds the hash of the config a job last started with: a training job that was
+interrupted resumes from its `checkpoints/last.ckpt` only when that hash is unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 import time
 import traceback
@@ -24,6 +27,8 @@ from captcha_robustness.files import read_json, write_json, write_text
 DONE_FILE = "done.json"
 ERROR_FILE = "error.txt"
 PLAN_FILE = "sweep.json"
+STARTED_FILE = "started.json"
+CHECKPOINTS = "checkpoints"
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -48,6 +53,10 @@ def run_sweep_job(task: Callable[[DictConfig], object], cfg: DictConfig) -> None
         return
     (out / DONE_FILE).unlink(missing_ok=True)
     (out / ERROR_FILE).unlink(missing_ok=True)
+    started = read_json(out / STARTED_FILE)
+    if started is not None and started.get("config_hash") != digest:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # another config's partial training
+    write_json(out / STARTED_FILE, {"config_hash": digest})
     start = time.perf_counter()
     try:
         task(cfg)
