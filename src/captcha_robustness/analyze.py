@@ -37,11 +37,19 @@ CONDITION = ["solver", "model_id", "model", "noise_type", "noise_level"]
 
 def model_labels(table: pd.DataFrame) -> pd.Series:
     """A readable name per row's model: "cnn trained on <noise>" where that tells the models
-    apart, else "<solver> <model_id>"."""
-    models = table.groupby("model_id", sort=False)[["solver", "train_noise"]].first()
-    named = [f"{s} trained on {n}" if pd.notna(n) else f"{s} {m}"
-             for m, s, n in zip(models.index, models["solver"], models["train_noise"])]
-    names = pd.Series(named, index=models.index)
+    apart, else "<architecture> trained on <noise>" (e.g. SeedCNN), else "<solver> <model_id>";
+    OCR solvers are their model_id (e.g. "tesseract-5.3.0 psm7")."""
+    if "architecture" not in table:
+        table = table.assign(architecture=None)
+    models = table.groupby("model_id", sort=False)[["solver", "train_noise", "architecture"]].first()
+
+    def named(kind: pd.Series) -> pd.Series:
+        return pd.Series([f"{k} trained on {n}" if pd.notna(n) else m if m.startswith(s) else f"{s} {m}" for m, s, n, k in
+                          zip(models.index, models["solver"], models["train_noise"], kind)], index=models.index)
+
+    names = named(models["solver"])
+    if not names.is_unique:
+        names = named(models["architecture"].fillna(models["solver"]))
     if not names.is_unique:
         names = models["solver"] + " " + models.index.to_series()
     return table["model_id"].map(names)

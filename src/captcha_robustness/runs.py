@@ -12,6 +12,7 @@ import torch
 
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver, digit_strings
+from captcha_robustness.sweeps.jobs import PLAN_FILE
 
 
 def load_solver(ckpt_path: str | None, map_location: str = "cpu") -> CaptchaSolver:
@@ -40,10 +41,12 @@ def metrics_to_floats(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def default_model_id(ckpt_path: str) -> str:
-    """'<run directory name>/<checkpoint stem>', e.g. '2026-11-24_10-00-00/last'."""
+    """'<run directory name>/<checkpoint stem>', e.g. '2026-11-24_10-00-00/last'; for a sweep
+    job, whose folder is only its number, '<sweep name>/<job>/<stem>', e.g. 'train/0/last'."""
     path = Path(ckpt_path).resolve()
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return f"{run.name}/{path.stem}"
+    name = f"{run.name}/{path.stem}"
+    return f"{run.parent.name}/{name}" if (run.parent / PLAN_FILE).is_file() else name
 
 
 def predictions_table(solver: CaptchaSolver, *, model_id: str, noise_type: str, seed: int) -> pd.DataFrame:
@@ -54,6 +57,7 @@ def predictions_table(solver: CaptchaSolver, *, model_id: str, noise_type: str, 
         "solver": "cnn",
         "model_id": model_id,
         "train_noise": (solver.hparams.data_info or {}).get("train_noise"),
+        "architecture": type(solver.model).__name__,
         "noise_type": noise_type,
         "noise_level": records["noise_level"].double().round(decimals=6).numpy(),
         "seed": seed,

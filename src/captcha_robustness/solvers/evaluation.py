@@ -30,8 +30,8 @@ def ocr_predictions(solver: OcrSolver, preprocess: Preprocess, keep: str, datamo
     table["correct"] = table["prediction"] == table["label"]
     table["n_correct"] = position_hits(table["label"], table["prediction"]).sum(axis=1).astype("int64")
     table = table.assign(solver=solver.name, model_id=solver.model_id, train_noise=pd.Series(dtype="string"),
-                         noise_type=noise_type, seed=seed)
-    columns = ["solver", "model_id", "train_noise", "noise_type", "noise_level", "seed", "captcha_id", "label",
+                         architecture=solver.name, noise_type=noise_type, seed=seed)
+    columns = ["solver", "model_id", "train_noise", "architecture", "noise_type", "noise_level", "seed", "captcha_id", "label",
                "prediction", "correct", "n_correct", "confidence", "error", "raw_text"]
     return table[columns]
 
