@@ -92,10 +92,15 @@ def test_the_count_based_fit_equals_statsmodels_row_level_clustered_logit():
     table = generated(n_captchas=300, seed=3)
     other = table.assign(model_id="m2", correct=np.random.default_rng(4).random(len(table)) < 0.6)
     table = pd.concat([table, other], ignore_index=True)
-    data = prepare(table)
+    labels = pd.Series(np.random.default_rng(5).integers(0, 10_000, 300)).map("{:04d}".format)
+    table["label"] = table["captcha_id"].map(labels)
+    data = prepare(table, digit_terms=True)
     rows = pd.DataFrame({"y": table["correct"].astype(float), "level": table["noise_level"], "noise": table["noise_type"],
-                         "model": "cnn:" + table["model_id"]})
-    for name, formula in specifications(data)[0].items():
+                         "model": "cnn:" + table["model_id"],
+                         **{f"has_{d}": table["label"].str.contains(str(d)).astype(int) for d in range(10)}})
+    specs = specifications(data)[0]
+    assert list(specs)[-1] == "level x model + digits"
+    for name, formula in specs.items():
         ours = fit(data, name, formula)
         ref = smf.logit(formula, rows).fit(disp=0, cov_type="cluster", cov_kwds={"groups": data.row_cluster})
         np.testing.assert_allclose(ours.params, ref.params.to_numpy(), rtol=1e-6, atol=1e-8)

@@ -44,8 +44,13 @@ def model_labels(table: pd.DataFrame) -> pd.Series:
     models = table.groupby("model_id", sort=False)[["solver", "train_noise", "architecture"]].first()
 
     def named(kind: pd.Series) -> pd.Series:
-        return pd.Series([f"{k} trained on {n}" if pd.notna(n) else m if m.startswith(s) else f"{s} {m}" for m, s, n, k in
-                          zip(models.index, models["solver"], models["train_noise"], kind)], index=models.index)
+        names = []
+        for model_id, solver, noise, name in zip(models.index, models["solver"], models["train_noise"], kind):
+            if pd.notna(noise):
+                names.append(f"{name} trained on {noise}")
+            else:
+                names.append(model_id if model_id.startswith(solver) else f"{solver} {model_id}")
+        return pd.Series(names, index=models.index)
 
     names = named(models["solver"])
     if not names.is_unique:
@@ -73,10 +78,11 @@ def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery:
     """(figures, notes): gallery.png, and damage.csv, security.csv, security_thresholds.csv
     and accuracy_vs_damage.png (added to `tables`), which re-render CAPTCHAs from the jobs'
     configs; the notes say what was skipped and why."""
-    renderer = Renderer.of(table) if gallery or captchas else None
+    if not (gallery or captchas):
+        return [], []
+    renderer = Renderer.of(table)
     if renderer is None:
-        return [], [] if not (gallery or captchas) else [
-            "Gallery and image damage skipped: no job config (.hydra/config.yaml) of these rows was found."]
+        return [], ["Gallery and image damage skipped: no job config (.hydra/config.yaml) of these rows was found."]
     figures = []
     if gallery:
         mids = mid_levels(table, tables["thresholds.csv"])
@@ -102,7 +108,8 @@ def analyze(cfg: DictConfig) -> None:
     summary = summary_table(table)
     limits = thresholds(table, n_boot=cfg.bootstrap, seed=cfg.seed)
     limits.insert(2, "model", limits["model_id"].map(table.groupby("model_id")["model"].first()))
-    logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds)
+    logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds,
+                    digit_terms=bool(cfg.logit.digit_terms))
     digits, positions, confusions = digit_and_position_errors(table)
     tables = {"summary.csv": summary, "thresholds.csv": limits, "logit.csv": logit["coefficients"],
               "logit_quality.csv": logit["quality"], "logit_lr_tests.csv": logit["lr_tests"],

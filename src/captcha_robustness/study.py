@@ -115,28 +115,29 @@ def _levels(value: object) -> str:
 def study(cfg: DictConfig) -> None:
     s = cfg.study
     out = Path(cfg.out)
-    data, sweeps = _list(cfg, "study.common"), _list(cfg, "study.sweeps")
-    regimes = _list(cfg, "study.regimes")
+    common, sweeps = _list(cfg, "study.common"), _list(cfg, "study.sweeps")
+    regimes, train = _list(cfg, "study.regimes"), _list(cfg, "study.train")
+    replication_train, analyze = _list(cfg, "study.replication.train"), _list(cfg, "study.analyze")
     if not regimes:
         raise ConfigError("study.regimes: give at least one training noise (conf/noise/), e.g. [none,sp_mixed]")
-    log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]))
     noises = f"noise={','.join(_list(cfg, 'study.eval.noises'))}"
+    log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]))
     predictions = [out / "eval"]
     try:
-        log.run("train one model per regime", "train", ["-m", f"noise={','.join(regimes)}", *data, *sweeps,
-                                                         *_list(cfg, "study.train"), f"hydra.sweep.dir={out / 'train'}"])
+        log.run("train one model per regime", "train", ["-m", f"noise={','.join(regimes)}", *common, *sweeps, *train,
+                                                         f"hydra.sweep.dir={out / 'train'}"])
         log.run("evaluate them over the test-noise grid", "evaluate", [
             "-m", f"ckpt_path={','.join(best_checkpoints(out / 'train'))}", noises,
-            f"noise.level={_levels(s.eval.levels)}", f"data.test_size={s.eval.test_size}", *data, *sweeps,
+            f"noise.level={_levels(s.eval.levels)}", f"data.test_size={s.eval.test_size}", *common, *sweeps,
             f"hydra.sweep.dir={out / 'eval'}"])
         if s.replication is not None:
             r = s.replication
             log.run(f"train {r.model} under {r.noise} (replication)", "train", [
-                "-m", f"model={r.model}", f"noise={r.noise}", *data, *sweeps, *_list(cfg, "study.replication.train"),
+                "-m", f"model={r.model}", f"noise={r.noise}", *common, *sweeps, *replication_train,
                 f"hydra.sweep.dir={out / 'train_seed_cnn'}"])
             log.run(f"evaluate {r.model} over the test-noise grid", "evaluate", [
                 "-m", f"ckpt_path={','.join(best_checkpoints(out / 'train_seed_cnn'))}", noises,
-                f"noise.level={_levels(s.eval.levels)}", f"data.test_size={r.test_size}", *data, *sweeps,
+                f"noise.level={_levels(s.eval.levels)}", f"data.test_size={r.test_size}", *common, *sweeps,
                 f"hydra.sweep.dir={out / 'eval_seed_cnn'}"])
             predictions.append(out / "eval_seed_cnn")
         ocr = [("tesseract", s.tesseract)]
@@ -147,11 +148,11 @@ def study(cfg: DictConfig) -> None:
                 continue
             log.run(f"{solver} on a subsample", "evaluate", [
                 "-m", f"solver={solver}", noises, f"noise.level={_levels(settings.levels)}",
-                f"data.test_size={settings.test_size}", *data, *sweeps, f"hydra.sweep.dir={out / solver}"])
+                f"data.test_size={settings.test_size}", *common, *sweeps, f"hydra.sweep.dir={out / solver}"])
             predictions.append(out / solver)
         log.run("analyse everything", "analyze", [
             f"predictions=[{','.join(map(str, predictions))}]", f"out_dir={out / 'analysis'}",
-            *_list(cfg, "study.analyze")])
+            *analyze])
     except StepFailed as exc:
         sys.exit(f"error: {exc}")
     log.finish()

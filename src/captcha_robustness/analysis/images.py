@@ -29,8 +29,8 @@ class Renderer:
     `noisy(noise_type, level, seed, ids)`. Build with `Renderer.of(table)`; None when no job
     config of the table can be found (a table copied away from its sweep folders)."""
 
-    def __init__(self, data: DictConfig, noises: dict[tuple[str, float], NoiseConfig]) -> None:
-        self.data, self.noises = data, noises
+    def __init__(self, job_cfg: DictConfig, noises: dict[tuple[str, float], NoiseConfig]) -> None:
+        self.job_cfg, self.noises = job_cfg, noises
         self._synths: dict[int, CaptchaSynth] = {}
 
     @staticmethod
@@ -38,7 +38,7 @@ class Renderer:
         if not {"sweep", "job"} <= set(table.columns):
             return None
         jobs = table.drop_duplicates([*CONDITION, "sweep", "job"])
-        noises, data = {}, None
+        noises, job_cfg = {}, None
         for _, row in jobs.iterrows():
             key = (row["noise_type"], float(row["noise_level"]))
             if key in noises:
@@ -46,13 +46,13 @@ class Renderer:
             cfg = _config(row)
             if cfg is None:
                 continue
-            data = data if data is not None else cfg
+            job_cfg = job_cfg if job_cfg is not None else cfg
             noises[key] = NoiseConfig.from_dict(OmegaConf.to_container(cfg.noise, resolve=True))
-        return Renderer(data, noises) if data is not None else None
+        return Renderer(job_cfg, noises) if job_cfg is not None else None
 
     def synth(self, seed: int) -> CaptchaSynth:
         if seed not in self._synths:
-            dm = hydra.utils.instantiate(self.data.data, seed=seed)
+            dm = hydra.utils.instantiate(self.job_cfg.data, seed=seed)
             dm.setup()
             self._synths[seed] = dm.synths["test"]
         return self._synths[seed]

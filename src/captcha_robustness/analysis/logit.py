@@ -5,10 +5,10 @@ Clean CAPTCHAs (level 0) are the same whatever the noise type, so the curves of 
 types share one intercept: each type gets only its own polynomial in the level, and no noise
 type main effect (the reference study's design had both, which made it collinear).
 
-Every covariate is a property of the condition (noise type, level, model), so the model is
-fitted to per-condition success counts (a binomial GLM, the same estimates as the row-level
-logit) and only the cluster-robust covariance, log-likelihoods and AUC touch the rows, with
-vectorised sums: millions of rows cost seconds.
+Every covariate is a property of a cell (noise type, level, model, and with digit terms the
+digits a CAPTCHA contains), so the model is fitted to per-cell success counts (a binomial GLM,
+the same estimates as the row-level logit) and only the cluster-robust covariance,
+log-likelihoods and AUC touch the rows, with vectorised sums: millions of rows cost seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import sparse, stats
 from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from captcha_robustness.errors import ConfigError
@@ -43,8 +43,13 @@ class Data:
         return int(self.row_cluster.max()) + 1
 
 
-def prepare(table: pd.DataFrame) -> Data:
-    """Clean rows join the first noise type (at level 0 every type is the same image)."""
+DIGIT_TERMS = [f"has_{d}" for d in range(10)]
+
+
+def prepare(table: pd.DataFrame, digit_terms: bool = False) -> Data:
+    """Clean rows join the first noise type (at level 0 every type is the same image). With
+    `digit_terms`, each row also carries has_0..has_9 (whether that digit is in its CAPTCHA),
+    and the cells are conditions x digit content."""
     noisy = sorted(t for t in table["noise_type"].unique() if t != "none")
     if not noisy:
         raise ConfigError("predictions: no noisy conditions; the regression needs noise levels above 0")
@@ -53,9 +58,14 @@ def prepare(table: pd.DataFrame) -> Data:
         "level": table["noise_level"].to_numpy(dtype=float),
         "model": (table["solver"].astype(str) + ":" + table["model_id"].astype(str)).to_numpy(),
     })
+    cells = list(CONDITION)
+    if digit_terms:
+        for d, term in enumerate(DIGIT_TERMS):
+            rows[term] = table["label"].str.contains(str(d), regex=False).to_numpy(dtype=np.int8)
+        cells += DIGIT_TERMS
     y = table["correct"].to_numpy(dtype=float)
-    codes = rows.groupby(CONDITION, sort=True).ngroup().to_numpy()
-    conditions = rows.groupby(CONDITION, sort=True).size().rename("trials").reset_index()
+    codes = rows.groupby(cells, sort=True).ngroup().to_numpy()
+    conditions = rows.groupby(cells, sort=True).size().rename("trials").reset_index()
     conditions["successes"] = np.bincount(codes, weights=y, minlength=len(conditions))
     cluster = pd.factorize(table["seed"].astype(str) + ":" + table["captcha_id"].astype(str))[0]
     return Data(conditions, codes, cluster, y)
@@ -71,6 +81,8 @@ def specifications(data: Data, max_degree: int = 3) -> tuple[dict[str, str], int
     if data.conditions["model"].nunique() > 1:
         specs["level + model"] = specs["level"] + " + C(model)"
         specs["level x model"] = specs["level + model"] + f" + C(model):C(noise):({powers})"
+    if DIGIT_TERMS[0] in data.conditions:
+        specs[f"{list(specs)[-1]} + digits"] = list(specs.values())[-1] + " + " + " + ".join(DIGIT_TERMS)
     return specs, degree
 
 
@@ -148,9 +160,8 @@ def fit(data: Data, name: str, formula: str) -> Fit:
     # cov_type="cluster" with its small-sample correction.
     residual = data.row_y - p_all[data.row_condition]
     n_cond, n_clusters, nobs = len(c), data.clusters, len(data.row_y)
-    sums = np.bincount(data.row_cluster * n_cond + data.row_condition, weights=residual,
-                       minlength=n_clusters * n_cond).reshape(n_clusters, n_cond)
-    scores = sums @ X_all
+    sums = sparse.csr_matrix((residual, (data.row_cluster, data.row_condition)), shape=(n_clusters, n_cond))
+    scores = np.asarray(sums @ X_all)
     bread = np.linalg.inv((X_all * (trials * p_all * (1 - p_all))[:, None]).T @ X_all)
     k = X.shape[1]
     correction = n_clusters / (n_clusters - 1) * (nobs - 1) / (nobs - k) if n_clusters > 1 else 1.0
@@ -229,9 +240,9 @@ def marginal_effects(f: Fit) -> pd.DataFrame:
     return frame[frame["term"] != "Intercept"].reset_index(drop=True)
 
 
-def analyse(table: pd.DataFrame, max_degree: int = 3, cv_folds: int = 5) -> dict:
+def analyse(table: pd.DataFrame, max_degree: int = 3, cv_folds: int = 5, digit_terms: bool = False) -> dict:
     """Every specification fitted; coefficients, fit statistics, LR tests, marginal effects."""
-    data = prepare(table)
+    data = prepare(table, digit_terms)
     specs, degree = specifications(data, max_degree)
     fits = [fit(data, name, formula) for name, formula in specs.items()]
     quality = pd.DataFrame([{

@@ -1,0 +1,56 @@
+"""captcha-study study=smoke end to end in a temp dir, then again: everything finished is skipped."""
+
+import json
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from clitools import assert_one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("study")
+    # Without Tesseract (a developer machine), the study runs without its OCR step; CI has it.
+    no_ocr = [] if shutil.which("tesseract") or os.environ.get("REQUIRE_TESSERACT") else ["study.tesseract=null"]
+    args = ["study=smoke", "out=smoke", *no_ocr]
+    first = run(cwd, "study", *args)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return cwd, args, first, not no_ocr
+
+
+def test_the_smoke_study_runs_every_step_into_one_report(smoke):
+    cwd, _, first, with_ocr = smoke
+    out = cwd / "smoke"
+    log = json.loads((out / "study.json").read_text())["attempt"]
+    steps = [s["step"] for s in log["steps"]]
+    assert steps[:4] == ["train one model per regime", "evaluate them over the test-noise grid",
+                         "train seed_cnn under sp_mixed (replication)", "evaluate seed_cnn over the test-noise grid"]
+    assert steps[-1] == "analyse everything" and ("tesseract on a subsample" in steps) == with_ocr
+    assert all(s["exit"] == 0 and s["seconds"] > 0 for s in log["steps"]) and log["finished"]
+    assert log["command"] == "captcha-study " + " ".join(smoke[1])
+    summary = pd.read_csv(out / "analysis" / "summary.csv")
+    sizes = summary.groupby("model")["n"].first().to_dict()
+    assert sizes["MultiHeadCNN trained on none"] == 40 and sizes["SeedCNN trained on salt_and_pepper:[0.2, 0.3, 0.4]"] == 20
+    assert len(summary) == 4 * (3 + with_ocr)  # 2 noise types x 2 levels per model
+    assert "## Security" in (out / "analysis" / "report.md").read_text()
+    assert "+ captcha-train -m noise=none,sp_mixed" in first.stdout and "study done in" in first.stdout
+
+
+def test_a_rerun_skips_what_is_finished(smoke):
+    cwd, args, _, with_ocr = smoke
+    again = run(cwd, "study", *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    # 2 + 1 trained models, 8 + 4 evaluation jobs (2 noise types x 2 levels per model) and 4
+    # Tesseract jobs: all finished already.
+    assert again.stdout.count("already finished") == 3 + 12 + 4 * with_ocr
+    record = json.loads((cwd / "smoke" / "study.json").read_text())
+    assert len(record["earlier_attempts"]) == 1 and record["attempt"]["finished"]
+
+
+def test_bad_study_settings_are_one_line(tmp_path):
+    assert_one_line_error(run(tmp_path, "study", "study=smoke", "study.regimes=[]"), "study.regimes")
+    assert_one_line_error(run(tmp_path, "study", "study=smoke", "study.train=5"), "study.train")
+    assert not any(tmp_path.rglob("study.json"))
