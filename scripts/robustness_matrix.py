@@ -16,12 +16,13 @@ columns: test condition). Re-running the same command skips every finished job.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from captcha_robustness.study import best_checkpoints
 
 REGIMES = "none,sp_mixed,gaussian_mixed,both_mixed"
 
@@ -32,15 +33,6 @@ def step(args: list[str]) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     if subprocess.run(args, env=env).returncode != 0:
         sys.exit(f"failed: {shlex.join(args)}")
-
-
-def best_checkpoints(train_sweep: Path) -> list[str]:
-    plan = json.loads((train_sweep / "sweep.json").read_text())["jobs"]
-    paths = []
-    for num in range(len(plan)):
-        metrics = json.loads((train_sweep / str(num) / "metrics.json").read_text())
-        paths.append(str(Path(metrics["best_checkpoint"] or metrics["last_checkpoint"]).resolve()))
-    return paths
 
 
 def main() -> None:
