@@ -17,14 +17,14 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from captcha_robustness.analysis.hardest import digit_and_position_errors, hardest_captchas, pair_errors
+from captcha_robustness.analysis.hardest import (digit_and_position_errors, digit_readings, hardest_captchas,
+                                                 pair_errors)
 from captcha_robustness.analysis.images import Renderer, mid_levels, save_gallery
 from captcha_robustness.analysis.load import load_predictions
 from captcha_robustness.analysis.logit import analyse
 from captcha_robustness.analysis.paired import comparisons, degradation
 from captcha_robustness.analysis.report import write_report
-from captcha_robustness.analysis.security import (damage_at_thresholds, damage_table, plot_accuracy_vs_damage,
-                                                  security_table)
+from captcha_robustness.analysis.security import damage_at_thresholds, damage_table, security_table
 from captcha_robustness.analysis.thresholds import thresholds
 from captcha_robustness.cli import hydra_entry, run_dir
 from captcha_robustness.errors import ConfigError
@@ -93,8 +93,7 @@ def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery:
         tables["damage.csv"] = damage
         tables["security.csv"] = security_table(tables["summary.csv"], damage)
         tables["security_thresholds.csv"] = damage_at_thresholds(tables["thresholds.csv"], damage)
-        plot_accuracy_vs_damage(tables["security.csv"], out / "accuracy_vs_damage.png")
-        figures.append("accuracy_vs_damage.png")
+        figures += [p.name for p in plots.accuracy_vs_damage(tables["security.csv"], out)]
     return figures, []
 
 
@@ -110,12 +109,13 @@ def analyze(cfg: DictConfig) -> None:
     limits.insert(2, "model", limits["model_id"].map(table.groupby("model_id")["model"].first()))
     logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds,
                     digit_terms=bool(cfg.logit.digit_terms))
-    digits, positions, confusions = digit_and_position_errors(table)
+    readings = digit_readings(table)
+    digits, positions, confusions = digit_and_position_errors(table, readings)
     tables = {"summary.csv": summary, "thresholds.csv": limits, "logit.csv": logit["coefficients"],
               "logit_quality.csv": logit["quality"], "logit_lr_tests.csv": logit["lr_tests"],
               "marginal_effects.csv": logit["marginal_effects"], "comparisons.csv": comparisons(table),
               "degradation.csv": degradation(table), "digit_errors.csv": digits, "position_errors.csv": positions,
-              "confusions.csv": confusions, "pair_errors.csv": pair_errors(table),
+              "confusions.csv": confusions, "pair_errors.csv": pair_errors(table, readings),
               "hardest.csv": hardest_captchas(table)}
     figures = [p.name for p in plots.accuracy_vs_level(summary.rename(columns={"model": "series"}), out)]
     image_figures, notes = image_outputs(table, tables, gallery, captchas, out)

@@ -32,17 +32,17 @@ def clustered_rates(keys: pd.DataFrame, errors: np.ndarray, cluster: np.ndarray)
     clusters = out["clusters"].to_numpy()
     variance = squares.to_numpy() / out["n"].to_numpy() ** 2 * clusters / np.maximum(clusters - 1, 1)
     out["std_err"] = np.sqrt(variance)
-    p = out["error_rate"].to_numpy()
-    effective = np.where(variance > 0, p * (1 - p) / np.where(variance > 0, variance, 1), out["n"])
-    effective = np.minimum(effective, out["n"].to_numpy())
+    p, n = out["error_rate"].to_numpy(), out["n"].to_numpy(dtype=float)
+    effective = np.minimum(np.divide(p * (1 - p), variance, out=n.copy(), where=variance > 0), n)
     intervals = [wilson_interval(r * m, m) for r, m in zip(p, effective)]
     out["ci_low"], out["ci_high"] = zip(*intervals) if intervals else ([], [])
     return out.reset_index()
 
 
-def _digits(table: pd.DataFrame) -> dict[str, np.ndarray]:
+def digit_readings(table: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per row: the true digits (n, width) as ints, which were misread, what they were read as
-    ("none": no character there), the model's code and the CAPTCHA's cluster code."""
+    ("none": no character there), the model's code and the CAPTCHA's cluster code. Computed
+    once and passed to digit_and_position_errors and pair_errors (string work on every row)."""
     truth, read = digit_arrays(table["label"], table["prediction"])
     read_as = np.where(read == ord("_"), "none", read.view("S1").astype(str))
     model, models = pd.factorize(table["model"])
@@ -50,10 +50,11 @@ def _digits(table: pd.DataFrame) -> dict[str, np.ndarray]:
             "cluster": table.groupby(CAPTCHA, sort=False).ngroup().to_numpy(), "model": model, "models": models}
 
 
-def digit_and_position_errors(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def digit_and_position_errors(table: pd.DataFrame, d: dict[str, np.ndarray] | None = None
+                              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(digit_errors, position_errors, confusions), per model, pooled over every condition.
     digit_errors and position_errors are sorted hardest first within each model."""
-    d = _digits(table)
+    d = d if d is not None else digit_readings(table)
     n, width = d["truth"].shape
     model = np.repeat(d["model"], width)
     true_digit, wrong = d["truth"].reshape(-1), d["wrong"].reshape(-1)
@@ -73,12 +74,12 @@ def digit_and_position_errors(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
             confusions.sort_values(["model", "count"], ascending=[True, False], ignore_index=True))
 
 
-def pair_errors(table: pd.DataFrame) -> pd.DataFrame:
+def pair_errors(table: pd.DataFrame, d: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Adjacent digit pairs ("ab": a left of b), per model: how often either digit of the pair
     is misread, against what the two digits' own error rates in the same condition predict if
     their errors were independent. `lift` > 1: the pair is harder together than apart (digits
     that touch or look alike side by side). Sorted by lift, highest first, per model."""
-    d = _digits(table)
+    d = d if d is not None else digit_readings(table)
     truth, wrong = d["truth"], d["wrong"]
     width = truth.shape[1]
     condition = table.groupby(CONDITION, sort=False).ngroup().to_numpy()
@@ -106,7 +107,7 @@ def hardest_captchas(table: pd.DataFrame) -> pd.DataFrame:
     expected failure is 1 - the accuracy of its condition; positive: failed more often than an
     average CAPTCHA under the same conditions. `z` scales the excess by its binomial standard
     deviation (large |z|: backed by many readings). Hardest first; ties (such as CAPTCHAs every
-solver fails everywhere) go to the fewer mean digits right."""
+    solver fails everywhere) go to the fewer mean digits right."""
     condition = table.groupby(CONDITION, sort=False).ngroup().to_numpy()
     correct = table["correct"].to_numpy(dtype=float)
     accuracy = np.bincount(condition, correct) / np.bincount(condition)

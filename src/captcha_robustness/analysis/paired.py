@@ -10,9 +10,8 @@ import pandas as pd
 from scipy.stats import binomtest
 from statsmodels.stats.multitest import multipletests
 
+from captcha_robustness.analysis.hardest import CAPTCHA
 from captcha_robustness.sweeps.stats import Z95
-
-CAPTCHA = ["seed", "captcha_id"]
 
 
 def mcnemar(a_only: int, b_only: int) -> float:

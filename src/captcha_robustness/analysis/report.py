@@ -40,11 +40,12 @@ def error_readings(digits: pd.DataFrame, positions: pd.DataFrame) -> list[str]:
 
 
 def comparison_readings(comparisons: pd.DataFrame, shown: int = 3) -> list[str]:
+    """`comparisons` sorted largest |diff| first."""
     if comparisons.empty:
         return ["- No pairs to compare (one solver/model and one noise type)."]
     significant = comparisons[comparisons["p_holm"] < 0.05]
     lines = [f"- {len(significant)} of {len(comparisons)} paired comparisons differ at Holm-adjusted p < 0.05."]
-    for row in comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index).head(shown).itertuples():
+    for row in comparisons.head(shown).itertuples():
         where = f"{row.noise_type} {row.noise_level:g}" + (f", {row.model}" if pd.notna(row.model) else "")
         lines.append(f"- {row.a} vs {row.b} ({where}): accuracy {row.acc_a:.3f} vs {row.acc_b:.3f}, difference "
                      f"{row.diff:+.3f} (95% CI {row.diff_ci_low:+.3f} to {row.diff_ci_high:+.3f}) on {row.n:,} CAPTCHAs.")
@@ -122,14 +123,14 @@ def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict, figur
     parts += [f"Average marginal effects in the `{logit['best']}` specification (marginal_effects.csv):",
               markdown(logit["marginal_effects"])]
     comparisons = tables["comparisons.csv"]
+    comparisons = comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index)
     parts += ["## Paired comparisons (comparisons.csv)",
               "Two solvers/models in the same condition, or two noise types at the same level for one model, on the "
               "CAPTCHAs both sides read: `diff` = acc_a - acc_b with a 95% interval for paired proportions; "
               "`a_only` / `b_only`: CAPTCHAs only one side solved; p-values by McNemar's exact test, Holm-adjusted "
               "over the whole table (`p_holm`).",
               "\n".join(comparison_readings(comparisons)),
-              *_head(comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index), 20,
-                     "comparisons.csv")]
+              *_head(comparisons, 20, "comparisons.csv")]
     degradation = tables["degradation.csv"]
     parts += ["## Degradation from each CAPTCHA's clean reading (degradation.csv)",
               "Each noisy reading against the same model's reading of the same CAPTCHA without noise: `broken` is "

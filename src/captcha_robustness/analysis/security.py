@@ -61,30 +61,3 @@ def damage_at_thresholds(limits: pd.DataFrame, damage: pd.DataFrame) -> pd.DataF
         out[f"{column}_at_50"] = values
     return out
 
-
-def plot_accuracy_vs_damage(security: pd.DataFrame, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from captcha_robustness.files import atomic_path
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = ["-", "--", ":", "-."]
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    noises = sorted(security["noise_type"].unique())
-    for m, (model, rows) in enumerate(security.groupby("model", sort=False)):
-        for n, (noise, curve) in enumerate(rows.groupby("noise_type")):
-            curve = curve.sort_values("damage")
-            ax.plot(curve["damage"], curve["acc_seq"], styles[noises.index(noise) % len(styles)],
-                    color=colours[m % len(colours)], marker=".", label=f"{model}, {noise}")
-    ax.set_xlabel("image damage, 1 - SSIM against the clean CAPTCHA")
-    ax.set_ylabel("whole-CAPTCHA accuracy")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)

@@ -112,6 +112,24 @@ def robustness_heatmap(matrix: pd.DataFrame, out: Path) -> list[Path]:
     return [_save(fig, out / "robustness_matrix.png")]
 
 
+def accuracy_vs_damage(security: pd.DataFrame, out: Path) -> list[Path]:
+    """Whole-CAPTCHA accuracy against image damage (1 - SSIM), one line per model (colour) and
+    noise type (line style), from captcha-analyze's security table."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = {model: f"C{i % 10}" for i, model in enumerate(security["model"].unique())}
+    styles = {noise: ("-", "--", ":", "-.")[i % 4] for i, noise in enumerate(sorted(security["noise_type"].unique()))}
+    for (model, noise), curve in security.groupby(["model", "noise_type"], sort=False):
+        curve = curve.sort_values("damage")
+        ax.plot(curve["damage"], curve["acc_seq"], marker=".", color=colours[model], linestyle=styles[noise],
+                label=f"{model}, {noise}")
+    ax.set_xlabel("image damage, 1 - SSIM against the clean CAPTCHA")
+    ax.set_ylabel("whole-CAPTCHA accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return [_save(fig, out / "accuracy_vs_damage.png")]
+
+
 def _save(fig, path: Path, tight: bool = True) -> Path:
     if tight:
         fig.tight_layout()
