@@ -54,3 +54,25 @@ def test_bad_study_settings_are_one_line(tmp_path):
     assert_one_line_error(run(tmp_path, "study", "study=smoke", "study.regimes=[]"), "study.regimes")
     assert_one_line_error(run(tmp_path, "study", "study=smoke", "study.train=5"), "study.train")
     assert not any(tmp_path.rglob("study.json"))
+
+
+def test_the_recorded_commit_ignores_the_study_s_own_committed_outputs(tmp_path, monkeypatch):
+    import subprocess
+
+    from captcha_robustness.study import _commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.md").write_text("old")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out" / "report.md").write_text("new")  # a re-run rewrites the committed report
+    assert _commit(tmp_path / "out")["uncommitted_changes"] is False
+    (tmp_path / "code.py").write_text("x = 2")
+    assert _commit(tmp_path / "out")["uncommitted_changes"] is True

@@ -46,12 +46,13 @@ def best_checkpoints(train_sweep: Path) -> list[str]:
     return paths
 
 
-def _commit() -> dict[str, object]:
+def _commit(out: Path) -> dict[str, object]:
+    """HEAD, and whether tracked files differ from it (the study's own committed outputs excluded)."""
     def git(*args: str) -> str | None:
         done = subprocess.run(["git", *args], capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else None
 
-    changed = git("status", "--porcelain", "--untracked-files=no")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){out.resolve()}")
     return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(changed) if changed is not None else None}
 
 
@@ -63,7 +64,7 @@ class StudyLog:
         self.path = path
         earlier = read_json(path) or {}
         self.attempts = [*earlier.get("earlier_attempts", []), *([earlier["attempt"]] if "attempt" in earlier else [])]
-        self.attempt = {"command": command, **_commit(), "started": _now(), "steps": [], "finished": None}
+        self.attempt = {"command": command, **_commit(path.parent), "started": _now(), "steps": [], "finished": None}
         self._save()
 
     def run(self, name: str, module: str, args: list[str]) -> None:
