@@ -76,3 +76,5 @@ def test_the_recorded_commit_ignores_the_study_s_own_committed_outputs(tmp_path,
     assert _commit(tmp_path / "out")["uncommitted_changes"] is False
     (tmp_path / "code.py").write_text("x = 2")
     assert _commit(tmp_path / "out")["uncommitted_changes"] is True
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    assert _commit(outside)["uncommitted_changes"] is True  # a study folder outside the repository

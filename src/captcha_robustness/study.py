@@ -52,7 +52,10 @@ def _commit(out: Path) -> dict[str, object]:
         done = subprocess.run(["git", *args], capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else None
 
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){out.resolve()}")
+    top = git("rev-parse", "--show-toplevel")
+    inside = top is not None and out.resolve().is_relative_to(Path(top).resolve())
+    exclude = ["--", ":/", f":(exclude){out.resolve()}"] if inside else []
+    changed = git("status", "--porcelain", "--untracked-files=no", *exclude)
     return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(changed) if changed is not None else None}
 
 
