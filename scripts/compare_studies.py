@@ -33,8 +33,7 @@ def accuracy_z(a: pd.DataFrame, b: pd.DataFrame, column: str, trials: int = 1) -
     var_a = both[f"{column}_a"] * (1 - both[f"{column}_a"]) / (both["n_a"] * trials)
     var_b = both[f"{column}_b"] * (1 - both[f"{column}_b"]) / (both["n_b"] * trials)
     both["diff"] = both[f"{column}_b"] - both[f"{column}_a"]
-    se = np.sqrt(var_a + var_b)
-    both["z"] = np.where(se > 0, both["diff"] / se.where(se > 0, 1), np.where(both["diff"] == 0, 0.0, np.inf))
+    both["z"] = (both["diff"] / np.sqrt(var_a + var_b)).fillna(0.0)  # 0/0: both exactly 0 or 1
     return both
 
 
@@ -45,7 +44,7 @@ def threshold_z(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     se_a = (both["ci_high_a"] - both["ci_low_a"]) / (2 * 1.96)
     se_b = (both["ci_high_b"] - both["ci_low_b"]) / (2 * 1.96)
     both["diff"] = both["level_50_b"] - both["level_50_a"]
-    both["z"] = both["diff"] / np.sqrt(se_a**2 + se_b**2)
+    both["z"] = (both["diff"] / np.sqrt(se_a**2 + se_b**2)).fillna(0.0)
     return both
 
 
