@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from captcha_robustness.data import rng
-from captcha_robustness.data.noise import NoiseConfig, apply_noise
+from captcha_robustness.data.noise import NoiseConfig, NoiseDraw, _windows, apply_noise
 from captcha_robustness.errors import ConfigError
 
 N_IMAGES, PIXELS = 64, 100 * 110
@@ -72,6 +72,30 @@ def test_every_captcha_gets_its_own_draw_and_it_repeats():
     _, b = noisy("salt_and_pepper", 0.3)
     assert torch.equal(a, b)
     assert not torch.equal(a[0], a[1])
+
+
+def test_table_windows_are_the_slices_they_claim():
+    table = torch.arange(1000, dtype=torch.int16)
+    starts = torch.tensor([0, 17, 900])
+    rows = _windows(table, starts, 100)
+    assert [row.tolist() for row in rows] == [list(range(s, s + 100)) for s in (0, 17, 900)]
+
+
+def test_draws_of_different_captchas_are_uncorrelated():
+    """The tables are shared, so check that CAPTCHAs do not share numbers: the hit masks of
+    every pair agree as often as independent draws would (and so do their shifted copies),
+    and the normals of two CAPTCHAs are uncorrelated."""
+    draw = NoiseDraw(rng.item_keys(rng.derive_key(0, "test", "noise"), torch.arange(N_IMAGES)), PIXELS)
+    hit = draw.hit(torch.full((N_IMAGES,), 0.5)).bool()
+    same = (hit.unsqueeze(0) == hit.unsqueeze(1)).float().mean(2)  # (N, N) agreement
+    off_diagonal = same[~torch.eye(N_IMAGES, dtype=torch.bool)]
+    assert (off_diagonal - 0.5).abs().max() < 5 * 0.5 / math.sqrt(PIXELS)
+    shifted = (hit[:, 1:] == hit[:, :-1]).float().mean(1)  # a CAPTCHA against itself shifted by one pixel
+    assert (shifted - 0.5).abs().max() < 5 * 0.5 / math.sqrt(PIXELS)
+    z = draw.normal(1)
+    corr = torch.corrcoef(z)[~torch.eye(N_IMAGES, dtype=torch.bool)]
+    assert corr.abs().max() < 5 / math.sqrt(PIXELS)
+    assert z.mean().abs() < 5 / math.sqrt(z.numel()) and z.std().item() == pytest.approx(1.0, abs=0.01)
 
 
 def test_level_mixtures():

@@ -28,34 +28,77 @@ from captcha_robustness.data import rng
 from captcha_robustness.errors import ConfigError
 
 _U16_OFFSET = 32768  # 16-bit lanes are int16 in [-32768, 32767]
-_PARITY_BITS = 0x0001000100010001  # the lowest bit of each 16-bit lane of a 64-bit word
+_MIN_TABLE_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
 class NoiseDraw:
-    """The per-pixel random streams of a batch; `hit` says which pixels a level selects."""
+    """The per-pixel random numbers of a batch; `hit` says which pixels a level selects.
+
+    Hashing every pixel cost more than rendering the CAPTCHA, so the numbers are read from
+    fixed random tables instead: a CAPTCHA's key picks one offset per table and stream, and
+    its numbers combine the windows of two tables at those offsets (XOR for uniforms, a
+    scaled sum for normals). Two CAPTCHAs share numbers only if both offsets differ by the
+    same shift of under one image: below 1 in 10^7 per pair.
+    """
 
     keys: torch.Tensor  # (B,) int64, one per CAPTCHA
     num_pixels: int
 
-    def words(self, stream: int) -> torch.Tensor:
-        """(B, ceil(num_pixels / 4)) int64 random words of stream `stream`, 4 pixels per word."""
+    def _windows(self, kind: str, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tables = _random_tables(kind, _table_size(self.num_pixels), self.keys.device)
         keys = self.keys if stream == 0 else rng.mix64_(self.keys ^ rng.derive_key("stream", stream))
-        return rng.random_words(keys, (self.num_pixels + 3) // 4)
+        words = rng.random_words(keys, 2)
+        # (2, B), contiguous: index_select takes a much slower path with a strided index
+        starts = (((words >> 1) & ((1 << 62) - 1)) % (tables.shape[1] - self.num_pixels + 1)).t().contiguous()
+        return _windows(tables[0], starts[0], self.num_pixels), _windows(tables[1], starts[1], self.num_pixels)
 
-    def lanes(self, words: torch.Tensor) -> torch.Tensor:
-        """(B, num_pixels) int16 view of `words`: one uniform 16-bit value per pixel."""
-        return words.view(torch.int16)[:, : self.num_pixels]
+    def uniform16(self, stream: int) -> torch.Tensor:
+        """(B, num_pixels) int16: one uniform 16-bit value per pixel."""
+        first, second = self._windows("uniform16", stream)
+        return first.bitwise_xor_(second)
+
+    def normal(self, stream: int) -> torch.Tensor:
+        """(B, num_pixels) float32: one N(0, 1) draw per pixel."""
+        first, second = self._windows("normal", stream)
+        return first.add_(second).mul_(math.sqrt(0.5))
 
     @cached_property
-    def hit_words(self) -> torch.Tensor:
+    def hit_lanes(self) -> torch.Tensor:
         """Stream 0: pixel p is hit at `level` when its lane u_p < level (as a 16-bit fraction)."""
-        return self.words(0)
+        return self.uniform16(0)
 
     def hit(self, level: torch.Tensor) -> torch.Tensor:
         """(B, num_pixels) float 0/1: pixel hit, P = level (quantised to 1/65536)."""
         threshold = (level.reshape(-1, 1) * 65536).round() - _U16_OFFSET
-        return threshold.sub(self.lanes(self.hit_words).float()).clamp_(0, 1)
+        return torch.sub(threshold, self.hit_lanes).clamp_(0, 1)
+
+
+def _table_size(num_pixels: int) -> int:
+    return max(_MIN_TABLE_SIZE, 1 << (16 * num_pixels - 1).bit_length())
+
+
+def _windows(table: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, length): row b is table[starts[b] : starts[b] + length], gathered in one copy."""
+    every_window = table.as_strided((table.numel() - length + 1, length), (1, 1))
+    return every_window.index_select(0, starts)
+
+
+_TABLES: dict[tuple[str, int, torch.device], torch.Tensor] = {}
+
+
+def _random_tables(kind: str, size: int, device: torch.device) -> torch.Tensor:
+    """(2, size): two fixed tables of random numbers, int16 uniforms or float32 N(0, 1) draws.
+    Built on the CPU from the hash (so identical on every device), then kept per device."""
+    if (kind, size, device) not in _TABLES:
+        keys = torch.tensor([rng.derive_key("noise table", kind, i) for i in range(2)])
+        if kind == "uniform16":
+            tables = rng.random_words(keys, size // 4).view(torch.int16)
+        else:
+            unit = (rng.words_to_unit(rng.random_words(keys, size)) + 2.0**-54) * 2 - 1  # in (-1, 1)
+            tables = (torch.erfinv(unit) * math.sqrt(2)).float()
+        _TABLES[(kind, size, device)] = tables.to(device)
+    return _TABLES[(kind, size, device)]
 
 
 NoiseFn = Callable[..., torch.Tensor]
@@ -81,28 +124,14 @@ def no_noise(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torc
 @register_noise("salt_and_pepper")
 def salt_and_pepper(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torch.Tensor:
     """Each hit pixel becomes 1 or 0 with equal odds (the parity of its hit lane)."""
-    salt = draw.lanes(draw.hit_words & _PARITY_BITS).float()  # 1 salt, 0 pepper
+    salt = draw.hit_lanes.bitwise_and(1).float()  # 1 salt, 0 pepper
     return images.lerp_(salt, draw.hit(level))
 
 
 @register_noise("gaussian")
 def gaussian(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw, sigma: float = 1.0) -> torch.Tensor:
     """Each hit pixel gets N(0, sigma) added, then the image is clipped to [0, 1]."""
-    lanes = draw.lanes(draw.words(1)).long().add_(_U16_OFFSET)
-    z = _standard_normal_table(images.device).index_select(0, lanes.view(-1)).view_as(lanes)
-    return images.add_(draw.hit(level).mul_(z).mul_(sigma)).clamp_(0, 1)
-
-
-_NORMAL_TABLES: dict[torch.device, torch.Tensor] = {}
-
-
-def _standard_normal_table(device: torch.device) -> torch.Tensor:
-    """N(0, 1) quantiles at the 65536 midpoints (u + 0.5) / 65536: a 16-bit uniform lane maps to
-    a normal draw by lookup (tails reach 4.4 sigma). A lookup is several times cheaper than erfinv."""
-    if device not in _NORMAL_TABLES:
-        unit = (torch.arange(65536, dtype=torch.float64) + 0.5) / 65536
-        _NORMAL_TABLES[device] = (torch.erfinv(2 * unit - 1) * math.sqrt(2)).float().to(device)
-    return _NORMAL_TABLES[device]
+    return images.addcmul_(draw.hit(level), draw.normal(1), value=sigma).clamp_(0, 1)
 
 
 @dataclass(frozen=True)

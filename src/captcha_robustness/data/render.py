@@ -119,6 +119,9 @@ class CaptchaParams:
     angle_deg: torch.Tensor
     overlap: torch.Tensor
 
+    def __getitem__(self, rows: slice) -> CaptchaParams:
+        return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows])
+
 
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig) -> CaptchaParams:
     """Draw each CAPTCHA's digits and geometry from its own key."""
@@ -136,17 +139,15 @@ def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig) -> Capt
 def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, angle_deg: torch.Tensor,
                    size: int) -> torch.Tensor:
     """(N, 1, P, P): each 28x28 digit scaled and rotated about its ink centre, by one bilinear sample."""
-    theta = torch.deg2rad(angle_deg)
-    k = 1.0 / (scale * (DIGIT_SIZE / 2))  # output pixels -> grid_sample's [-1, 1] source coordinates
-    cos, sin = (theta.cos() * k).view(-1, 1, 1), (theta.sin() * k).view(-1, 1, 1)
-    center = center * (2.0 / DIGIT_SIZE) - 1
+    # A rotation with a uniform scale is a multiplication by one complex number, so the
+    # sampling grid, patch pixel offsets z -> source points c + w z, is a single complex
+    # multiply-add, already in the interleaved (N, P, P, 2) layout that grid_sample reads.
+    w = torch.polar(1.0 / (scale * (DIGIT_SIZE / 2)), torch.deg2rad(angle_deg))  # output pixels -> [-1, 1] units
+    c = center * (2.0 / DIGIT_SIZE) - 1
+    c = torch.complex(c[:, 0], c[:, 1])
     offsets = torch.arange(size, device=digits.device, dtype=torch.float32) + (0.5 - size / 2)
-    x, y = offsets.view(1, 1, size), offsets.view(1, size, 1)
-    grid_x = cos * x + (center[:, 0].view(-1, 1, 1) - sin * y)
-    grid_y = sin * x + (center[:, 1].view(-1, 1, 1) + cos * y)
-    # (N, P, P, 2) interleaved: torch.complex writes the pairs in one vectorised pass,
-    # several times faster on a CPU than torch.stack along a last dimension of 2.
-    grid = torch.view_as_real(torch.complex(grid_x, grid_y))
+    z = torch.complex(offsets.view(1, size), offsets.view(size, 1))
+    grid = torch.view_as_real(torch.addcmul(c.view(-1, 1, 1), w.view(-1, 1, 1), z))
     return F.grid_sample(digits, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -175,9 +176,12 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     digits = pool.images.index_select(0, flat_index).unsqueeze(1).float().div_(255.0)
     patches = _digit_patches(digits, pool.ink_center[flat_index], params.scale.reshape(-1),
                              params.angle_deg.reshape(-1), patch)
+    # Like the reference, paste only each digit's ink box. Every pixel outside it is below the
+    # ink threshold, so zeroing the sub-threshold pixels does that in one pass.
+    patches = F.threshold(patches.view(b * n, patch, patch), INK_THRESHOLD, 0.0, inplace=True)
 
-    left, right = _ink_extent(patches.amax(dim=2).view(b * n, patch))
-    top, bottom = _ink_extent(patches.amax(dim=3).view(b * n, patch))
+    left, right = _ink_extent(patches.amax(dim=1))
+    top, bottom = _ink_extent(patches.amax(dim=2))
     left, right, top, bottom = (t.view(b, n) for t in (left, right, top, bottom))
     width, height = right - left, bottom - top
 
@@ -192,46 +196,45 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     crop_w = (ink_x + width).amax(1, keepdim=True) + pad - crop_x0
     crop_h = (ink_y + height).amax(1, keepdim=True) + pad - crop_y0
 
-    # Like the reference, paste only each digit's ink box: zero the patch outside it. Then a
-    # fixed-size canvas in crop coordinates (its size depends only on the config and patch
-    # size, never on the batch) holds every pasted pixel; zeroed pixels may land anywhere,
-    # harmlessly under max-compositing, so their indices are only clamped to the buffer.
-    within = torch.arange(patch, device=device)
-    in_rows = (within >= top.view(-1, 1)) & (within < bottom.view(-1, 1))
-    in_cols = (within >= left.view(-1, 1)) & (within < right.view(-1, 1))
-    patches = patches.view(b * n, patch, patch).mul_(in_rows.unsqueeze(2) & in_cols.unsqueeze(1))
+    # A fixed-size canvas in crop coordinates (its size depends only on the config and patch
+    # size, never on the batch) holds every ink pixel. It is stored column-major,
+    # (B, canvas_w, canvas_h), so that both resizing steps below gather whole rows. Patch
+    # pixels outside the ink boxes are zero and may land anywhere, even in a neighbour's
+    # canvas, harmlessly under max-compositing; a margin of one patch before and after the
+    # buffer keeps their indices in range.
     canvas_h = patch + 2 * pad
     canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad
+    margin = (patch + 1) * (canvas_h + 1)
     origin_x = ink_x - left - crop_x0  # canvas position of each patch's top-left pixel
     origin_y = ink_y - top - crop_y0
-    # The canvas is stored column-major, (B, canvas_w, canvas_h), so that both resizing
-    # steps below select whole rows (index_select is far faster than gather on a CPU).
     start = torch.arange(b, device=device).view(b, 1) * (canvas_h * canvas_w) + origin_x * canvas_h + origin_y
-    index = start.view(b * n, 1, 1) + (within.view(patch, 1) + within.view(1, patch) * canvas_h)
-    canvas = torch.zeros(b * canvas_w, canvas_h, device=device)
-    canvas.view(-1).scatter_reduce_(0, index.view(-1).clamp_(0, canvas.numel() - 1), patches.view(-1),
-                                    reduce="amax")
+    within = torch.arange(patch, device=device)
+    index = (start + margin).view(b * n, 1, 1) + (within.view(patch, 1) + within.view(1, patch) * canvas_h)
+    buffer = torch.zeros(b * canvas_w * canvas_h + 2 * margin, device=device)
+    buffer.scatter_reduce_(0, index.view(-1), patches.view(-1), reduce="amax")
+    canvas = buffer[margin:-margin].view(b * canvas_w, canvas_h)
 
     # Stretch each crop to height x width: bilinear, separable (columns, then rows), with
     # PIL's pixel-centre convention. Canvas pixels beyond the crop are black, like its padding.
     columns = _resize_rows(canvas, crop_w, canvas_w, cfg.width)  # (B * width, canvas_h)
-    columns = columns.view(b, cfg.width, canvas_h).transpose(1, 2).reshape(b * canvas_h, cfg.width)
-    if out is None:
-        out = torch.empty(b, 1, cfg.height, cfg.width, device=device)
-    _resize_rows(columns, crop_h, canvas_h, cfg.height, out=out.view(b * cfg.height, cfg.width))
-    return out
+    columns = columns.view(b, cfg.width, canvas_h).transpose(1, 2).contiguous().view(b * canvas_h, cfg.width)
+    images = _resize_rows(columns, crop_h, canvas_h, cfg.height).view(b, 1, cfg.height, cfg.width)
+    return images if out is None else out.copy_(images)
 
 
-def _resize_rows(rows: torch.Tensor, size_in: torch.Tensor, stride: int, size_out: int,
-                 out: torch.Tensor | None = None) -> torch.Tensor:
+def _resize_rows(rows: torch.Tensor, size_in: torch.Tensor, stride: int, size_out: int) -> torch.Tensor:
     """Linear resizing along the first axis: `rows` holds B blocks of `stride` rows, of which the
-    first `size_in` (B, 1) are item b's; returns B blocks of `size_out` rows."""
+    first `size_in` (B, 1) are item b's; returns B blocks of `size_out` rows.
+
+    Each output row is a weighted sum of two input rows, which `embedding_bag` gathers and
+    blends in one pass (several times faster on a CPU than gathering both, then blending).
+    `rows` must be contiguous: a strided one takes another path that rounds differently."""
     pos = (torch.arange(size_out, device=rows.device, dtype=torch.float32) + 0.5) \
         * (size_in.float() / size_out) - 0.5
     low = pos.floor()
-    frac = (pos - low).view(-1, 1)
+    frac = pos - low
     base = torch.arange(size_in.shape[0], device=rows.device).view(-1, 1) * stride
     low = low.long()
-    first = low.clamp(0, stride - 1).add_(base).view(-1)
-    second = (low + 1).clamp_(0, stride - 1).add_(base).view(-1)
-    return torch.lerp(rows.index_select(0, first), rows.index_select(0, second), frac, out=out)
+    index = torch.stack([low.clamp(0, stride - 1), (low + 1).clamp_(0, stride - 1)], -1).add_(base.unsqueeze(-1))
+    weight = torch.stack([1 - frac, frac], -1)
+    return F.embedding_bag(index.view(-1, 2), rows, per_sample_weights=weight.view(-1, 2), mode="sum")

@@ -1,8 +1,8 @@
 """Counter-based random numbers: every draw is a pure function of (key, counter).
 
-A CAPTCHA's digits, geometry and noise come from hashing its own key, so the same
-(seed, split, captcha_id) gives the same bits whatever the batch, worker, rank or
-device (the integer ops are exact on CPU and GPU alike). The hash is the SplitMix64
+A CAPTCHA's digits, geometry and noise (its offsets into the noise tables) come from
+hashing its own key, so the same (seed, split, captcha_id) gives the same bits whatever
+the batch, worker, rank or device (the integer ops are exact on CPU and GPU alike). The hash is the SplitMix64
 finalizer; torch has only signed int64, so right shifts are masked to be logical.
 """
 

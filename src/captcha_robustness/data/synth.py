@@ -33,43 +33,33 @@ class CaptchaSynth:
     def to(self, device: torch.device | str) -> CaptchaSynth:
         return CaptchaSynth(self.pool.to(device), self.patch, self.split, self.seed, self.render_cfg, self.noise)
 
-    def prerendered(self, size: int, chunk: int = 64) -> CaptchaSynth:
+    def prerendered(self, size: int) -> CaptchaSynth:
         """This synth with the clean CAPTCHAs of ids [0, size) rendered once and kept."""
-        cfg = self.render_cfg
-        images = torch.empty(size, 1, cfg.height, cfg.width, device=self.pool.images.device)
-        labels = torch.empty(size, cfg.num_digits, dtype=torch.int64, device=images.device)
-        ids = torch.arange(size, device=images.device)
-        for start in range(0, size, chunk):
-            part = slice(start, start + chunk)
-            _, labels[part] = self.clean(ids[part], out=images[part])
-        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, cfg, self.noise, (images, labels))
+        images, labels = self.clean(torch.arange(size, device=self.pool.images.device))
+        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, self.noise, (images, labels))
 
-    def clean(self, ids: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def clean(self, ids: torch.Tensor, out: torch.Tensor | None = None,
+              chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clean CAPTCHAs and labels of `ids`, into `out` when given. On a CPU they are rendered
+        `chunk` at a time, which keeps each step's work in cache."""
         ids = ids.to(self.pool.images.device, torch.int64)
         if self.clean_cache is not None and len(ids) and 0 <= ids.min() and ids.max() < len(self.clean_cache[0]):
             images, labels = self.clean_cache
             return torch.index_select(images, 0, ids, out=out) if out is not None else images[ids], labels[ids]
-        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg)
-        images = render(self.pool, params, self.render_cfg, self.patch, out=out)
-        return images, self.pool.labels[params.digit_index]
-
-    def __call__(self, ids: torch.Tensor, chunk: int = 64) -> dict[str, torch.Tensor]:
-        """Render `ids` `chunk` at a time (on a CPU, small chunks keep the work in cache)
-        straight into one batch."""
-        ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
-        if self.pool.images.is_cuda:
-            chunk = len(ids)
         cfg = self.render_cfg
-        batch = {
-            "image": torch.empty(len(ids), 1, cfg.height, cfg.width, device=ids.device),
-            "label": torch.empty(len(ids), cfg.num_digits, dtype=torch.int64, device=ids.device),
-            "captcha_id": ids,
-            "noise_level": torch.empty(len(ids), device=ids.device),
-        }
-        for start in range(0, len(ids), max(chunk, 1)):
-            part = slice(start, start + chunk)
-            images, batch["label"][part] = self.clean(ids[part], out=batch["image"][part])
-            noise_keys = rng.item_keys(self._noise_key, ids[part])
-            batch["noise_level"][part] = levels = sample_levels(self.noise, level_keys(noise_keys))
-            apply_noise(images, self.noise, noise_keys, levels, inplace=True)
-        return batch
+        if out is None:
+            out = torch.empty(len(ids), 1, cfg.height, cfg.width, device=ids.device)
+        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), cfg)
+        step = max(len(ids), 1) if ids.is_cuda else chunk
+        for start in range(0, len(ids), step):
+            part = slice(start, start + step)
+            render(self.pool, params[part], cfg, self.patch, out=out[part])
+        return out, self.pool.labels[params.digit_index]
+
+    def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
+        images, labels = self.clean(ids)
+        noise_keys = rng.item_keys(self._noise_key, ids)
+        levels = sample_levels(self.noise, level_keys(noise_keys))
+        apply_noise(images, self.noise, noise_keys, levels, inplace=True)
+        return {"image": images, "label": labels, "captcha_id": ids, "noise_level": levels}
