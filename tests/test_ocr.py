@@ -38,6 +38,15 @@ def test_tesseract_reads_typeset_digits():
     assert all(0.5 < r.confidence <= 1 and r.error is None for r in readings)
 
 
+@needs_tesseract
+def test_tesseract_s_thread_limit_does_not_leak_into_later_processes(monkeypatch):
+    # A leaked OMP_THREAD_LIMIT=1 once deadlocked every later training subprocess of the suite.
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    solver = TesseractSolver(psm=7, workers=2)
+    assert solver.read([typeset("58")])[0].raw_text == "58"
+    assert "OMP_THREAD_LIMIT" not in os.environ
+
+
 def test_missing_tesseract_is_one_clear_message(monkeypatch):
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
     with pytest.raises(ConfigError, match="^solver=tesseract: the tesseract program was not found; install it"):

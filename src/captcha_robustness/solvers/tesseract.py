@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytesseract
 from PIL import Image
@@ -34,14 +35,14 @@ class TesseractSolver:
             raise ConfigError(f"solver=tesseract: the tesseract program was not found; {INSTALL}") from exc
         self.config = f"--psm {psm}" + (f" -c tessedit_char_whitelist={whitelist}" if whitelist else "")
         self.workers = workers or os.cpu_count() or 1
-        if self.workers > 1:  # parallel processes: keep each tesseract to one thread, or they fight for cores
-            os.environ.setdefault("OMP_THREAD_LIMIT", "1")
         self.timeout_s = timeout_s
         self.model_id = f"tesseract-{version} psm{psm}"
 
     def read(self, images: Sequence[Image.Image]) -> list[Reading]:
-        # Threads suffice: each image is a tesseract subprocess.
-        with ThreadPoolExecutor(self.workers) as pool:
+        # Threads suffice: each image is a tesseract subprocess. Parallel ones get one thread
+        # each, or they fight for the cores.
+        with _environment_while_reading("OMP_THREAD_LIMIT", "1" if self.workers > 1 else None), \
+                ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(self._read_one, images))
 
     def _read_one(self, image: Image.Image) -> Reading:
@@ -57,3 +58,20 @@ class TesseractSolver:
             return Reading("")
         confidence = min(c for _, c in words) / 100 if all(c >= 0 for _, c in words) else None
         return Reading(" ".join(w for w, _ in words), confidence=confidence)
+
+
+@contextmanager
+def _environment_while_reading(name: str, value: str | None) -> Iterator[None]:
+    """Set `name` (unless the user did) for the tesseract processes started inside, then restore.
+
+    pytesseract hands its subprocesses this process's own environment. Left set, the limit
+    would reach every later child, e.g. a training run: OMP_THREAD_LIMIT=1 under torch's
+    two threads deadlocks oneDNN's convolution backward on some CPUs."""
+    if value is None or name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
