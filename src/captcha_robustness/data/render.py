@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -145,10 +146,31 @@ def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tens
     w = torch.polar(1.0 / (scale * (DIGIT_SIZE / 2)), torch.deg2rad(angle_deg))  # output pixels -> [-1, 1] units
     c = center * (2.0 / DIGIT_SIZE) - 1
     c = torch.complex(c[:, 0], c[:, 1])
-    offsets = torch.arange(size, device=digits.device, dtype=torch.float32) + (0.5 - size / 2)
-    z = torch.complex(offsets.view(1, size), offsets.view(size, 1))
+    z = _patch_offsets(size, digits.device)
     grid = torch.view_as_real(torch.addcmul(c.view(-1, 1, 1), w.view(-1, 1, 1), z))
     return F.grid_sample(digits, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+# The constant index and offset tensors below are built once per size and device; callers
+# must not modify them in place.
+@lru_cache(maxsize=16)
+def _patch_offsets(size: int, device: torch.device) -> torch.Tensor:
+    """(P, P) complex: each patch pixel centre's offset x + iy from the patch centre."""
+    offsets = torch.arange(size, device=device, dtype=torch.float32) + (0.5 - size / 2)
+    return torch.complex(offsets.view(1, size), offsets.view(size, 1))
+
+
+@lru_cache(maxsize=16)
+def _patch_pixel_index(size: int, column_height: int, device: torch.device) -> torch.Tensor:
+    """(P, P) int64: where each patch pixel (y, x) lands in column-major storage of that column height."""
+    within = torch.arange(size, device=device)
+    return within.view(size, 1) + within.view(1, size) * column_height
+
+
+@lru_cache(maxsize=16)
+def _output_centres(size: int, device: torch.device) -> torch.Tensor:
+    """(size,) float32: output pixel centres 0.5, 1.5, ..."""
+    return torch.arange(size, device=device, dtype=torch.float32) + 0.5
 
 
 def _ink_extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,9 +202,10 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     # ink threshold, so zeroing the sub-threshold pixels does that in one pass.
     patches = F.threshold(patches.view(b * n, patch, patch), INK_THRESHOLD, 0.0, inplace=True)
 
-    left, right = _ink_extent(patches.amax(dim=1))
-    top, bottom = _ink_extent(patches.amax(dim=2))
-    left, right, top, bottom = (t.view(b, n) for t in (left, right, top, bottom))
+    # Column and row profiles in one pass: left, top = first; right, bottom = last.
+    first, last = _ink_extent(torch.cat([patches.amax(dim=1), patches.amax(dim=2)]))
+    left, top = first.view(2, b, n)
+    right, bottom = last.view(2, b, n)
     width, height = right - left, bottom - top
 
     # Ink boxes laid left to right, each next one starting `overlap` px before the last ends;
@@ -198,43 +221,43 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
 
     # A fixed-size canvas in crop coordinates (its size depends only on the config and patch
     # size, never on the batch) holds every ink pixel. It is stored column-major,
-    # (B, canvas_w, canvas_h), so that both resizing steps below gather whole rows. Patch
-    # pixels outside the ink boxes are zero and may land anywhere, even in a neighbour's
-    # canvas, harmlessly under max-compositing; a margin of one patch before and after the
-    # buffer keeps their indices in range.
+    # (canvas_w, canvas_h), so that both resizing steps below gather whole rows. Patch pixels
+    # outside the ink boxes are zero and may land anywhere around the canvas, harmlessly under
+    # max-compositing: a margin of one patch (whole columns) on either side keeps them in the
+    # CAPTCHA's own buffer row. One row per CAPTCHA lets the scatter run on every core.
     canvas_h = patch + 2 * pad
     canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad
-    margin = (patch + 1) * (canvas_h + 1)
-    origin_x = ink_x - left - crop_x0  # canvas position of each patch's top-left pixel
+    margin_cols = math.ceil((patch + 1) * (canvas_h + 1) / canvas_h)
+    row_cols = canvas_w + 2 * margin_cols
+    origin_x = ink_x - left - crop_x0 + margin_cols  # buffer column of each patch's left edge
     origin_y = ink_y - top - crop_y0
-    start = torch.arange(b, device=device).view(b, 1) * (canvas_h * canvas_w) + origin_x * canvas_h + origin_y
-    within = torch.arange(patch, device=device)
-    index = (start + margin).view(b * n, 1, 1) + (within.view(patch, 1) + within.view(1, patch) * canvas_h)
-    buffer = torch.zeros(b * canvas_w * canvas_h + 2 * margin, device=device)
-    buffer.scatter_reduce_(0, index.view(-1), patches.view(-1), reduce="amax")
-    canvas = buffer[margin:-margin].view(b * canvas_w, canvas_h)
+    index = (origin_x * canvas_h + origin_y).view(b, n, 1, 1) + _patch_pixel_index(patch, canvas_h, device)
+    buffer = torch.zeros(b, row_cols * canvas_h, device=device)
+    buffer.scatter_reduce_(1, index.view(b, -1), patches.view(b, -1), reduce="amax")
+    canvas = buffer.view(b * row_cols, canvas_h)
 
     # Stretch each crop to height x width: bilinear, separable (columns, then rows), with
     # PIL's pixel-centre convention. Canvas pixels beyond the crop are black, like its padding.
-    columns = _resize_rows(canvas, crop_w, canvas_w, cfg.width)  # (B * width, canvas_h)
+    columns = _resize_rows(canvas, crop_w, row_cols, cfg.width, first=margin_cols)  # (B * width, canvas_h)
     columns = columns.view(b, cfg.width, canvas_h).transpose(1, 2).contiguous().view(b * canvas_h, cfg.width)
     images = _resize_rows(columns, crop_h, canvas_h, cfg.height).view(b, 1, cfg.height, cfg.width)
     return images if out is None else out.copy_(images)
 
 
-def _resize_rows(rows: torch.Tensor, size_in: torch.Tensor, stride: int, size_out: int) -> torch.Tensor:
-    """Linear resizing along the first axis: `rows` holds B blocks of `stride` rows, of which the
-    first `size_in` (B, 1) are item b's; returns B blocks of `size_out` rows.
+def _resize_rows(rows: torch.Tensor, size_in: torch.Tensor, stride: int, size_out: int, first: int = 0) -> torch.Tensor:
+    """Linear resizing along the first axis: `rows` holds B blocks of `stride` rows, of which
+    `size_in` (B, 1) rows from the block's row `first` are item b's; returns B blocks of
+    `size_out` rows.
 
     Each output row is a weighted sum of two input rows, which `embedding_bag` gathers and
     blends in one pass (several times faster on a CPU than gathering both, then blending).
     `rows` must be contiguous: a strided one takes another path that rounds differently."""
-    pos = (torch.arange(size_out, device=rows.device, dtype=torch.float32) + 0.5) \
-        * (size_in.float() / size_out) - 0.5
+    pos = _output_centres(size_out, rows.device) * (size_in.float() / size_out) - 0.5
     low = pos.floor()
     frac = pos - low
-    base = torch.arange(size_in.shape[0], device=rows.device).view(-1, 1) * stride
+    base = torch.arange(size_in.shape[0], device=rows.device).view(-1, 1) * stride + first
     low = low.long()
-    index = torch.stack([low.clamp(0, stride - 1), (low + 1).clamp_(0, stride - 1)], -1).add_(base.unsqueeze(-1))
+    last = stride - 1 - first
+    index = torch.stack([low.clamp(0, last), (low + 1).clamp_(0, last)], -1).add_(base.unsqueeze(-1))
     weight = torch.stack([1 - frac, frac], -1)
     return F.embedding_bag(index.view(-1, 2), rows, per_sample_weights=weight.view(-1, 2), mode="sum")
