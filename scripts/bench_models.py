@@ -93,5 +93,6 @@ def main() -> None:
         print(f"{name + (' (bf16)' if bf16 else ''):<26}{params:>12,}{train:>14,.0f}{train / base['train']:>7.1f}x"
               f"{infer:>14,.0f}{infer / base['infer']:>7.1f}x")
 
+
 if __name__ == "__main__":
     main()
