@@ -1,9 +1,12 @@
 """Models, metrics and the LightningModule, in process."""
 
+import hydra
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
 
+from captcha_robustness.cli import CONFIG_DIR
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.models.multihead_cnn import MultiHeadCNN
@@ -24,11 +27,6 @@ def test_one_head_per_digit(model, num_digits, height, width):
 
 @pytest.mark.parametrize("name", ["multihead_cnn", "multihead_cnn_large", "seed_cnn"])
 def test_every_model_config_builds_from_the_data_config(name):
-    import hydra
-    from hydra import compose, initialize_config_dir
-
-    from captcha_robustness.cli import CONFIG_DIR
-
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}", "data.render.num_digits=5"])
     net = hydra.utils.instantiate(cfg.model).eval()
