@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from captcha_robustness.data import reference_pil
+from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import DigitPool, RenderConfig, patch_size, render, sample_params
 from captcha_robustness.data import rng
 
@@ -19,7 +20,7 @@ def test_shapes_dtypes_ranges(synth):
 
 
 def test_same_captcha_whatever_the_batch(synth):
-    ids = torch.arange(40)
+    ids = torch.arange(150)  # more than one chunk of the renderer
     whole = synth(ids)
     parts = [synth(chunk) for chunk in torch.split(ids.flip(0), 7)]
     images = torch.cat([p["image"] for p in parts]).flip(0)
@@ -90,3 +91,8 @@ def test_matches_the_reference_recipe_statistically(splits, synth):
     # the mean image (where ink tends to be) agrees closely
     corr = np.corrcoef(ours.mean(0).ravel(), ref.mean(0).ravel())[0, 1]
     assert corr > 0.95
+
+
+def test_an_empty_batch_gives_empty_tensors(synth):
+    batch = synth.with_noise(NoiseConfig.from_dict({"name": "gaussian", "level": 0.2}))(torch.arange(0))
+    assert batch["image"].shape == (0, 1, 100, 110) and batch["label"].shape == (0, 4)

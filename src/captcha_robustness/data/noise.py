@@ -245,7 +245,7 @@ def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, leve
         return out
     if levels is None:
         levels = sample_levels(cfg, level_keys(keys))
-    flat = out.view(out.shape[0], -1)
+    flat = out.view(out.shape[0], math.prod(out.shape[1:]))
     if isinstance(cfg.name, str):
         _noise_chunks(flat, cfg.name, cfg.params, keys, levels, chunk)
         return out

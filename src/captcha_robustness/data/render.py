@@ -185,13 +185,32 @@ def _ink_extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, last
 
 
-def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int,
-           out: torch.Tensor | None = None) -> torch.Tensor:
+def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int, chunk: int = 64) -> torch.Tensor:
     """Render clean CAPTCHAs: float32 (B, 1, height, width) in [0, 1], white digits on black.
 
-    `params.digit_index` points into `pool`; `patch` comes from `patch_size`. Writes into
-    `out` (contiguous, that shape) when given.
+    `params.digit_index` points into `pool`; `patch` comes from `patch_size`. On a CPU all
+    but the last step run `chunk` CAPTCHAs at a time, which keeps their temporaries in cache;
+    the last step (the vertical stretch) then writes the whole batch at once, so the result
+    is never copied.
     """
+    b = params.digit_index.shape[0]
+    device = pool.images.device
+    canvas_h = patch + 2 * cfg.padding
+    step = max(b, 1) if device.type != "cpu" else chunk
+    columns = torch.empty(b, canvas_h, cfg.width, device=device)
+    crop_h = torch.empty(b, 1, dtype=torch.int64, device=device)
+    for start in range(0, b, step):
+        part = slice(start, start + step)
+        crop_h[part] = _stretch_columns(pool, params[part], cfg, patch, out=columns[part])
+    images = _resize_rows(columns.view(b * canvas_h, cfg.width), crop_h, canvas_h, cfg.height)
+    return images.view(b, 1, cfg.height, cfg.width)
+
+
+def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int,
+                     out: torch.Tensor) -> torch.Tensor:
+    """Lay out and composite each CAPTCHA's digits, then stretch its crop to the output width:
+    writes `out` (B, canvas height, width) and returns the crop heights (B, 1) that the
+    vertical stretch needs."""
     b, n = params.digit_index.shape
     device = pool.images.device
     flat_index = params.digit_index.reshape(-1)
@@ -221,7 +240,7 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
 
     # A fixed-size canvas in crop coordinates (its size depends only on the config and patch
     # size, never on the batch) holds every ink pixel. It is stored column-major,
-    # (canvas_w, canvas_h), so that both resizing steps below gather whole rows. Patch pixels
+    # (canvas_w, canvas_h), so that both resizing steps gather whole rows. Patch pixels
     # outside the ink boxes are zero and may land anywhere around the canvas, harmlessly under
     # max-compositing: a margin of one patch (whole columns) on either side keeps them in the
     # CAPTCHA's own buffer row. One row per CAPTCHA lets the scatter run on every core.
@@ -236,12 +255,12 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     buffer.scatter_reduce_(1, index.view(b, -1), patches.view(b, -1), reduce="amax")
     canvas = buffer.view(b * row_cols, canvas_h)
 
-    # Stretch each crop to height x width: bilinear, separable (columns, then rows), with
-    # PIL's pixel-centre convention. Canvas pixels beyond the crop are black, like its padding.
+    # Stretch each crop to width x height: bilinear, separable (columns here, then rows in
+    # `render`), with PIL's pixel-centre convention. Canvas pixels beyond the crop are black,
+    # like its padding.
     columns = _resize_rows(canvas, crop_w, row_cols, cfg.width, first=margin_cols)  # (B * width, canvas_h)
-    columns = columns.view(b, cfg.width, canvas_h).transpose(1, 2).contiguous().view(b * canvas_h, cfg.width)
-    images = _resize_rows(columns, crop_h, canvas_h, cfg.height).view(b, 1, cfg.height, cfg.width)
-    return images if out is None else out.copy_(images)
+    out.copy_(columns.view(b, cfg.width, canvas_h).transpose(1, 2))  # rows of the crop, each `width` long
+    return crop_h
 
 
 def _resize_rows(rows: torch.Tensor, size_in: torch.Tensor, stride: int, size_out: int, first: int = 0) -> torch.Tensor:

@@ -38,23 +38,14 @@ class CaptchaSynth:
         images, labels = self.clean(torch.arange(size, device=self.pool.images.device))
         return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, self.noise, (images, labels))
 
-    def clean(self, ids: torch.Tensor, out: torch.Tensor | None = None,
-              chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clean CAPTCHAs and labels of `ids`, into `out` when given. On a CPU they are rendered
-        `chunk` at a time, which keeps each step's work in cache."""
+    def clean(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clean CAPTCHAs and labels of `ids`."""
         ids = ids.to(self.pool.images.device, torch.int64)
         if self.clean_cache is not None and len(ids) and 0 <= ids.min() and ids.max() < len(self.clean_cache[0]):
             images, labels = self.clean_cache
-            return torch.index_select(images, 0, ids, out=out) if out is not None else images[ids], labels[ids]
-        cfg = self.render_cfg
-        if out is None:
-            out = torch.empty(len(ids), 1, cfg.height, cfg.width, device=ids.device)
-        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), cfg)
-        step = max(len(ids), 1) if ids.is_cuda else chunk
-        for start in range(0, len(ids), step):
-            part = slice(start, start + step)
-            render(self.pool, params[part], cfg, self.patch, out=out[part])
-        return out, self.pool.labels[params.digit_index]
+            return images[ids], labels[ids]
+        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg)
+        return render(self.pool, params, self.render_cfg, self.patch), self.pool.labels[params.digit_index]
 
     def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
         ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
