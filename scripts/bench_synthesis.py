@@ -2,11 +2,13 @@
 PIL loop, side by side in one process, in alternating rounds (these machines are noisy;
 the medians are reported).
 
-    uv run python scripts/bench_synthesis.py [--rounds 5] [--batch 256] [--digits-root ../shared/data]
+    uv run python scripts/bench_synthesis.py [--rounds 5] [--batch 256] [--digits-root ../shared/data] [--default-malloc]
 
 Both run in one process: the baseline is single-threaded Python by nature; ours uses
 torch's intra-op threads (all cores of this process), as the DataModule does with
-data.num_workers=0. More workers come on top and are measured separately.
+data.num_workers=0. More workers come on top and are measured separately. Like the
+project's commands, it first fixes glibc's malloc thresholds (captcha_robustness.memory);
+--default-malloc leaves glibc's adaptive defaults instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from captcha_robustness.data.digits import MnistDigits, Mnist5kDigits
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import RenderConfig, patch_size
 from captcha_robustness.data.synth import CaptchaSynth
+from captcha_robustness.memory import reuse_freed_memory
 
 NOISES = [("none", 0.0), ("gaussian", 0.3), ("salt_and_pepper", 0.3)]
 # The faithful loop keeps RGB with equal channels like the reference; the lean one is grayscale.
@@ -43,7 +46,9 @@ def main() -> None:
     parser.add_argument("--ours", type=int, default=8192, help="CAPTCHAs per round, ours")
     parser.add_argument("--baseline", type=int, default=500, help="CAPTCHAs per round, PIL loop")
     parser.add_argument("--digits-root", default=None, help="full MNIST root (default: embedded mnist5k)")
+    parser.add_argument("--default-malloc", action="store_true", help="keep glibc's adaptive malloc thresholds")
     args = parser.parse_args()
+    malloc = "glibc defaults" if args.default_malloc else "fixed thresholds" if reuse_freed_memory() else "defaults"
 
     source = MnistDigits(root=args.digits_root) if args.digits_root else Mnist5kDigits()
     splits = source.load()
@@ -52,7 +57,7 @@ def main() -> None:
     pool_np, labels_np = splits.train.images.numpy(), splits.train.labels.numpy()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"digits={source.name} (train pool {len(splits.train)}), torch threads={torch.get_num_threads()}, "
-          f"batch={args.batch}, rounds={args.rounds}, devices={devices}")
+          f"batch={args.batch}, rounds={args.rounds}, devices={devices}, malloc {malloc}")
 
     results: dict[tuple[str, str], list[float]] = {}
     gen = np.random.default_rng(0)

@@ -13,6 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from captcha_robustness.errors import exit_on_config_error
+from captcha_robustness.memory import reuse_freed_memory
 from captcha_robustness.sweeps.jobs import run_sweep_job
 
 # The checkout's conf/ (editable installs, the usual case); a wheel carries a copy inside the package.
@@ -58,6 +59,7 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], object]) -> Calla
 
     def main() -> None:
         check_group_choices(sys.argv[1:])
+        reuse_freed_memory()
         run()
 
     return main
