@@ -1,10 +1,10 @@
 """Fraction of a training step spent waiting for the next batch, with the default data
 settings (batch 64, noise rendered on the fly), for data.num_workers = 0, 1, 2.
 
-    uv run python scripts/bench_data_wait.py [--steps 40] [--model seed_cnn]
+    uv run python scripts/bench_data_wait.py [--steps 40] [--model multihead_cnn]
 
-The training step is a real one: the reference study's CNN (the only model so far),
-cross-entropy over its four heads, Adam. Timed by captcha_robustness.callbacks.DataWaitMonitor.
+The training step is a real one: the model of conf/model/<name>.yaml (default: the default
+model), cross-entropy over its heads, Adam. Timed by captcha_robustness.callbacks.DataWaitMonitor.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import torch.nn.functional as F
 from captcha_robustness.callbacks import DataWaitMonitor
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
-from captcha_robustness.models.seed_cnn import SeedCNN
+from captcha_robustness.memory import reuse_freed_memory
+from bench_models import MODELS, build
 
 
 class Trainee(pl.LightningModule):
-    def __init__(self) -> None:
+    def __init__(self, model: str) -> None:
         super().__init__()
-        self.model = SeedCNN()
+        self.model = build(model, "cpu")
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self.model(batch["image"])
@@ -37,8 +38,10 @@ class Trainee(pl.LightningModule):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--model", choices=MODELS, default="multihead_cnn")
     args = parser.parse_args()
-    print(f"torch threads={torch.get_num_threads()}, batch=64, salt_and_pepper levels 0.2/0.3/0.4, "
+    reuse_freed_memory()  # as the project's commands do
+    print(f"model={args.model}, torch threads={torch.get_num_threads()}, batch=64, salt_and_pepper levels 0.2/0.3/0.4, "
           f"{args.steps} steps after 5 warm-up steps")
     for workers in (0, 1, 2):
         monitor = DataWaitMonitor(skip=5)
@@ -47,7 +50,7 @@ def main() -> None:
         trainer = pl.Trainer(max_epochs=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, callbacks=[monitor],
                              use_distributed_sampler=False, accelerator="cpu")
-        trainer.fit(Trainee(), datamodule=dm)
+        trainer.fit(Trainee(args.model), datamodule=dm)
         steps = args.steps
         print(f"num_workers={workers}: data wait {100 * monitor.fraction:.1f}% of the step "
               f"({1000 * monitor.wait_s / steps:.1f} ms of {1000 * monitor.step_s / steps:.1f} ms; "
