@@ -6,11 +6,13 @@ val/acc_seq and val/acc_mean against elapsed minutes (from the run's csv/metrics
         trainer.max_epochs=40
 
 Writes OUT_DIR (the run directory) with everything captcha-train writes, plus curve.csv
-and curve.png. With an existing OUT_DIR/csv/metrics.csv and no overrides, only re-plots.
+and curve.png, and prints the training process's peak memory (RSS). With an existing
+OUT_DIR/csv/metrics.csv and no overrides, only re-plots.
 """
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import textwrap
 import sys
@@ -54,6 +56,8 @@ def main() -> None:
         cmd = [sys.executable, "-m", "captcha_robustness.train", *overrides, f"hydra.run.dir={out}"]
         print("running:", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+        print(f"peak memory (RSS) of the training process: {peak_kib / 2**20:.2f} GiB")
     table = curve(out / "csv" / "metrics.csv")
     table.to_csv(out / "curve.csv", index=False)
     recorded = out / ".hydra" / "overrides.yaml"
