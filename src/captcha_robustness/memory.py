@@ -4,7 +4,7 @@ Rendering a batch allocates and frees tensors of a few MiB to tens of MiB each t
 default glibc serves a block that large with a fresh memory mapping unless its adaptive
 threshold has already grown past that size, and a fresh mapping costs a page fault per
 4 KiB page on first touch: which blocks hit that depends on the order of earlier frees, so
-the same code ran at full speed in one process and at half speed (25 to 48 page faults per
+the same code ran at full speed in one process and at half speed (23 page faults per
 CAPTCHA) in the next. Fixed thresholds keep such blocks in the heap, reused without faults.
 """
 

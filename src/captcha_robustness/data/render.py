@@ -255,7 +255,7 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     buffer.scatter_reduce_(1, index.view(b, -1), patches.view(b, -1), reduce="amax")
     canvas = buffer.view(b * row_cols, canvas_h)
 
-    # Stretch each crop to width x height: bilinear, separable (columns here, then rows in
+    # Stretch each crop to height x width: bilinear, separable (columns here, then rows in
     # `render`), with PIL's pixel-centre convention. Canvas pixels beyond the crop are black,
     # like its padding.
     columns = _resize_rows(canvas, crop_w, row_cols, cfg.width, first=margin_cols)  # (B * width, canvas_h)
