@@ -22,7 +22,7 @@ from hydra import compose, initialize_config_dir
 
 from captcha_robustness.cli import CONFIG_DIR
 
-MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large"]
+MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires"]
 
 
 def build(name: str, device: str) -> torch.nn.Module:
@@ -86,11 +86,11 @@ def main() -> None:
             results.setdefault((name, bf16, "train"), []).append(train_rate(models[name], x, y, args.seconds, bf16))
             results.setdefault((name, bf16, "infer"), []).append(infer_rate(models[name], x_infer, args.seconds, bf16))
     base = {mode: statistics.median(results[(MODELS[0], False, mode)]) for mode in ("train", "infer")}
-    print(f"\n{'model':<26}{'params':>12}{'train img/s':>14}{'ratio':>8}{'infer img/s':>14}{'ratio':>8}")
+    print(f"\n{'model':<28}{'params':>12}{'train img/s':>14}{'ratio':>8}{'infer img/s':>14}{'ratio':>8}")
     for name, bf16 in runs:
         train, infer = (statistics.median(results[(name, bf16, mode)]) for mode in ("train", "infer"))
         params = sum(p.numel() for p in models[name].parameters())
-        print(f"{name + (' (bf16)' if bf16 else ''):<26}{params:>12,}{train:>14,.0f}{train / base['train']:>7.1f}x"
+        print(f"{name + (' (bf16)' if bf16 else ''):<28}{params:>12,}{train:>14,.0f}{train / base['train']:>7.1f}x"
               f"{infer:>14,.0f}{infer / base['infer']:>7.1f}x")
 
 
