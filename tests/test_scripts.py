@@ -1,0 +1,32 @@
+"""Analysis scripts under scripts/, run as a user runs them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def test_split_accuracy_reproduces_the_test_metrics_and_reads_every_split(trained):
+    cwd, _ = trained
+    train_metrics = json.loads((cwd / "run1" / "metrics.json").read_text())
+    result = subprocess.run([sys.executable, str(SCRIPTS / "split_accuracy.py"), train_metrics["best_checkpoint"],
+                             "--count", "96"], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert list(rows) == ["train", "val", "test"]
+    for count, seq, mean in rows.values():
+        assert count == "96" and 0 <= float(seq) <= float(mean) <= 1
+    # The test row renders the fixed test CAPTCHAs 0..95, which the training run tested on.
+    assert float(rows["test"][1]) == pytest.approx(train_metrics["test/acc_seq"], abs=1e-4)
+    assert float(rows["test"][2]) == pytest.approx(train_metrics["test/acc_mean"], abs=1e-4)
+
+
+def test_split_accuracy_rejects_a_missing_checkpoint_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPTS / "split_accuracy.py"), "missing.ckpt"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: ckpt_path: no such file: missing.ckpt"
