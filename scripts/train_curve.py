@@ -55,10 +55,16 @@ def main() -> None:
     if overrides or not (out / "csv" / "metrics.csv").exists():
         cmd = [sys.executable, "-m", "captcha_robustness.train", *overrides, f"hydra.run.dir={out}"]
         print("running:", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        returncode = subprocess.run(cmd).returncode
+        if returncode != 0:
+            sys.exit(f"Error: captcha-train failed (exit status {returncode}); its message is above")
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
         print(f"peak memory (RSS) of the training process: {peak_kib / 2**20:.2f} GiB")
-    table = curve(out / "csv" / "metrics.csv")
+    metrics_csv = out / "csv" / "metrics.csv"
+    if not metrics_csv.exists():
+        sys.exit(f"Error: {metrics_csv}: missing, so there is no curve to plot; the run logged no "
+                 f"metrics (debug=fast_dev_run turns the loggers off)")
+    table = curve(metrics_csv)
     table.to_csv(out / "curve.csv", index=False)
     recorded = out / ".hydra" / "overrides.yaml"
     if not overrides and recorded.exists():
