@@ -62,7 +62,7 @@ def main() -> None:
     try:
         results = split_accuracy(args.ckpt, args.overrides, args.count)
     except ConfigError as exc:
-        sys.exit(f"Error: {exc}")
+        sys.exit(f"error: {exc}")
     print(f"{'digit split':<12}{'CAPTCHAs':>10}{'acc_seq':>10}{'acc_mean':>10}")
     for split, (seq, mean) in results.items():
         print(f"{split:<12}{args.count:>10,}{seq:>10.4f}{mean:>10.4f}")

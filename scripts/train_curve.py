@@ -57,12 +57,12 @@ def main() -> None:
         print("running:", " ".join(cmd), flush=True)
         returncode = subprocess.run(cmd).returncode
         if returncode != 0:
-            sys.exit(f"Error: captcha-train failed (exit status {returncode}); its message is above")
+            sys.exit(f"error: captcha-train failed (exit status {returncode}); its message is above")
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
         print(f"peak memory (RSS) of the training process: {peak_kib / 2**20:.2f} GiB")
     metrics_csv = out / "csv" / "metrics.csv"
     if not metrics_csv.exists():
-        sys.exit(f"Error: {metrics_csv}: missing, so there is no curve to plot; the run logged no "
+        sys.exit(f"error: {metrics_csv}: missing, so there is no curve to plot; the run logged no "
                  f"metrics (debug=fast_dev_run turns the loggers off)")
     table = curve(metrics_csv)
     table.to_csv(out / "curve.csv", index=False)

@@ -29,7 +29,7 @@ def test_split_accuracy_rejects_a_missing_checkpoint_in_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPTS / "split_accuracy.py"), "missing.ckpt"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip() == "Error: ckpt_path: no such file: missing.ckpt"
+    assert result.stderr.strip() == "error: ckpt_path: no such file: missing.ckpt"
 
 
 def test_train_curve_without_logged_metrics_ends_in_one_line(tmp_path):
@@ -37,5 +37,5 @@ def test_train_curve_without_logged_metrics_ends_in_one_line(tmp_path):
                              "debug=fast_dev_run", "trainer.enable_progress_bar=false"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(f"Error: {tmp_path / 'out' / 'csv' / 'metrics.csv'}: missing")
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'out' / 'csv' / 'metrics.csv'}: missing")
     assert "Traceback" not in result.stderr
