@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from captcha_robustness.cli import CONFIG_DIR
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.evaluate import check_compatible
+from captcha_robustness.models.solver import CaptchaMetrics
 from captcha_robustness.runs import load_solver
 
 # Training draws ids epoch * train_size + i; ids from here on were never drawn by a run of
@@ -39,15 +40,13 @@ def split_accuracy(ckpt: str, overrides: list[str], count: int, batch: int = 500
     results = {}
     for split in ("train", "val", "test"):
         first = UNSEEN_TRAIN_IDS if split == "train" else 0
-        whole = digits = 0.0
+        metrics = CaptchaMetrics(solver.hparams.num_digits)
         with torch.inference_mode():
             for start in range(first, first + count, batch):
-                ids = torch.arange(start, min(start + batch, first + count))
-                captchas = datamodule.synths[split](ids)
-                right = model(captchas["image"]).argmax(-1) == captchas["label"]
-                whole += right.all(1).sum().item()
-                digits += right.float().mean(1).sum().item()
-        results[split] = (whole / count, digits / count)
+                captchas = datamodule.synths[split](torch.arange(start, min(start + batch, first + count)))
+                metrics.update(model(captchas["image"]).argmax(-1), captchas["label"])
+        values = metrics.compute()
+        results[split] = (values["acc_seq"].item(), values["acc_mean"].item())
     return results
 
 
