@@ -3,7 +3,9 @@ memorised from digits it learnt to read: `train` renders the digits it trained o
 layouts it never saw), `val` the held-out digits of the same source split, `test` the test
 split's digits (other writers, for MNIST).
 
-    uv run python scripts/split_accuracy.py CKPT [--count 10000] [overrides, e.g. digits=mnist digits.root=../shared/data]
+    uv run python scripts/split_accuracy.py CKPT [--count 10000] [overrides, e.g. digits.root=../shared/data]
+
+The digit source is the one the checkpoint trained on (`digits=` may repeat it, not change it).
 
 Prints one row per split: CAPTCHAs, whole-CAPTCHA accuracy, mean per-digit accuracy.
 """
@@ -29,8 +31,18 @@ from captcha_robustness.runs import load_solver
 UNSEEN_TRAIN_IDS = 10**9
 
 
+def with_trained_digits(overrides: list[str], trained_on: str | None) -> list[str]:
+    """The overrides with the digit source the checkpoint trained on (its train and val rows
+    are only its own digits then); another source is a ConfigError."""
+    chosen = [o.partition("=")[2] for o in overrides if o.startswith("digits=")]
+    if trained_on and chosen and chosen[-1] != trained_on:
+        raise ConfigError(f"digits: the checkpoint trained on digits={trained_on}; got digits={chosen[-1]}")
+    return overrides if chosen or not trained_on else [f"digits={trained_on}", *overrides]
+
+
 def split_accuracy(ckpt: str, overrides: list[str], count: int, batch: int = 500) -> dict[str, tuple[float, float]]:
     solver = load_solver(ckpt)
+    overrides = with_trained_digits(overrides, (solver.hparams.data_info or {}).get("digits"))
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     check_compatible(solver, OmegaConf.to_container(cfg.data.render, resolve=True))

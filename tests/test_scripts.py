@@ -39,3 +39,12 @@ def test_train_curve_without_logged_metrics_ends_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'out' / 'csv' / 'metrics.csv'}: missing")
     assert "Traceback" not in result.stderr
+
+
+def test_split_accuracy_refuses_another_digit_source_than_the_checkpoints(trained):
+    cwd, _ = trained
+    train_metrics = json.loads((cwd / "run1" / "metrics.json").read_text())
+    result = subprocess.run([sys.executable, str(SCRIPTS / "split_accuracy.py"), train_metrics["best_checkpoint"],
+                             "digits=mnist"], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: digits: the checkpoint trained on digits=mnist5k; got digits=mnist"
