@@ -123,3 +123,23 @@ def test_bad_data_config():
         make_dm(render={"scale_min": 2.0, "scale_max": 1.0})
     with pytest.raises(ConfigError, match="data.render.colour"):
         make_dm(render={"colour": 1})
+    with pytest.raises(ConfigError, match=r"data.augment.elastic_alpha: must be a number in \[0, 8\]"):
+        make_dm(augment={"elastic_alpha": -1})
+    with pytest.raises(ConfigError, match=r"data.augment.elastic_cells: must be an integer in \[2, 16\]"):
+        make_dm(augment={"elastic_alpha": 2, "elastic_cells": 1.5})
+    with pytest.raises(ConfigError, match="data.augment.shear: unknown field"):
+        make_dm(augment={"shear": 5})
+
+
+def test_elastic_augment_warps_training_captchas_only():
+    plain, warped = make_dm(noise=None), make_dm(noise=None, augment={"elastic_alpha": 3})
+    for split in ("val", "test"):
+        assert torch.equal(collect(plain.dataloader(split))["image"], collect(warped.dataloader(split))["image"])
+    before, after = collect(plain.train_dataloader()), collect(warped.train_dataloader())
+    assert torch.equal(before["label"], after["label"])  # the same digits, only warped
+    changed = (before["image"] - after["image"]).abs().amax((1, 2, 3))
+    assert (changed > 0.3).all()
+    ink_ratio = (after["image"] > 0.5).float().mean() / (before["image"] > 0.5).float().mean()
+    assert 0.85 < ink_ratio < 1.15  # warped, not thinned or smeared
+    again = collect(make_dm(noise=None, augment={"elastic_alpha": 3}, batch_size=5).train_dataloader())
+    assert torch.equal(after["image"][:95], again["image"])  # deterministic whatever the batch

@@ -4,7 +4,9 @@ import torch
 
 from captcha_robustness.data import reference_pil
 from captcha_robustness.data.noise import NoiseConfig
-from captcha_robustness.data.render import DigitPool, RenderConfig, patch_size, render, sample_params
+from captcha_robustness.data.render import (
+    Augment, DigitPool, RenderConfig, _digit_patches, patch_size, render, sample_params,
+)
 from captcha_robustness.data import rng
 
 
@@ -39,6 +41,35 @@ def test_configurable_geometry(splits):
     assert params.scale.min() >= 0.9 and params.scale.max() <= 1.3
     assert params.angle_deg.abs().max() <= 20
     assert params.overlap.min() >= 2 and params.overlap.max() <= 6
+
+
+def test_a_uniform_elastic_offset_is_a_translation(splits):
+    """Equal control offsets make a constant field: the digit moves by that many pixels
+    (at scale 1, no rotation), opposite to the offset, since the offset moves the sampling point."""
+    digits = splits.test.images[:8].unsqueeze(1).float() / 255
+    center = splits.test.ink_center[:8]
+    ones, zeros = torch.ones(8), torch.zeros(8)
+    plain = _digit_patches(digits, center, ones, zeros, 40)
+    offset = torch.zeros(8, 2, 5, 5)
+    offset[:, 0], offset[:, 1] = 3.0, -2.0  # x, y in source pixels
+    moved = _digit_patches(digits, center, ones, zeros, 40, offset)
+    torch.testing.assert_close(moved[..., 2:, :-3], plain[..., :-2, 3:], atol=1e-5, rtol=0)
+
+
+def test_warped_digits_stay_inside_their_patch(splits):
+    cfg = RenderConfig(scale_max=1.3, rotation_min=-45, rotation_max=45)
+    augment = Augment(elastic_alpha=8, elastic_cells=3)
+    pool = splits.train
+    size = patch_size(pool.images, cfg, augment)
+    assert size > patch_size(pool.images, cfg)
+    params = sample_params(rng.item_keys(3, torch.arange(500)), len(pool), cfg, augment)
+    assert params.displacement.shape == (500, 4, 2, 3, 3) and params.displacement.abs().max() <= 8
+    index = params.digit_index.reshape(-1)
+    patches = _digit_patches(pool.images[index].unsqueeze(1).float() / 255, pool.ink_center[index],
+                             params.scale.reshape(-1), params.angle_deg.reshape(-1), size,
+                             params.displacement.flatten(0, 1))
+    border = torch.cat([patches[..., 0, :], patches[..., -1, :], patches[..., :, 0], patches[..., :, -1]], -1)
+    assert border.max() == 0
 
 
 def test_label_matches_ink():

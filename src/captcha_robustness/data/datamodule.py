@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from captcha_robustness.data.digits import SPLITS, DigitSplits
 from captcha_robustness.data.noise import NoiseConfig
-from captcha_robustness.data.render import RenderConfig, patch_size
+from captcha_robustness.data.render import Augment, RenderConfig, patch_size
 from captcha_robustness.data.synth import CaptchaSynth
 from captcha_robustness.errors import ConfigError
 
@@ -72,6 +72,14 @@ def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
+def _dataclass_from(field: str, cls: type, values: Mapping | None) -> Any:
+    allowed = set(cls.__dataclass_fields__)
+    unknown = sorted(set(values or {}) - allowed)
+    if unknown:
+        raise ConfigError(f"{field}.{unknown[0]}: unknown field; allowed: {', '.join(sorted(allowed))}")
+    return cls(**dict(values or {}))
+
+
 def _int_at_least(field: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{field}: must be an integer >= {minimum} (got {value!r})")
@@ -91,6 +99,7 @@ class CaptchaDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         render_on_device: bool = False,
+        augment: Mapping | Augment | None = None,
     ) -> None:
         super().__init__()
         if not hasattr(digits, "load"):
@@ -100,11 +109,8 @@ class CaptchaDataModule(pl.LightningDataModule):
         if isinstance(render, RenderConfig):
             self.render_cfg = render
         else:
-            fields = set(RenderConfig.__dataclass_fields__)
-            unknown = sorted(set(render or {}) - fields)
-            if unknown:
-                raise ConfigError(f"data.render.{unknown[0]}: unknown field; allowed: {', '.join(sorted(fields))}")
-            self.render_cfg = RenderConfig(**dict(render or {}))
+            self.render_cfg = _dataclass_from("data.render", RenderConfig, render)
+        self.augment = augment if isinstance(augment, Augment) else _dataclass_from("data.augment", Augment, augment)
         self.seed = _int_at_least("seed", seed, minimum=0)
         self.sizes = {
             "train": _int_at_least("data.train_size", train_size),
@@ -125,6 +131,10 @@ class CaptchaDataModule(pl.LightningDataModule):
         self.synths = {
             s: CaptchaSynth(self.splits.pool(s), patch, s, self.seed, self.render_cfg, self.noise) for s in SPLITS
         }
+        if self.augment.active:  # training CAPTCHAs only: val and test keep the recipe
+            train_patch = patch_size(self.splits.train.images, self.render_cfg, self.augment)
+            self.synths["train"] = CaptchaSynth(self.splits.train, train_patch, "train", self.seed, self.render_cfg,
+                                                self.noise, augment=self.augment)
 
     def set_noise(self, noise: Mapping | NoiseConfig) -> None:
         """Change the noise of every split, keeping digits and prerendered clean CAPTCHAs."""

@@ -60,6 +60,28 @@ class RenderConfig:
 
 
 @dataclass(frozen=True)
+class Augment:
+    """Training-only digit variety (`data.augment`): each digit is warped by a smooth random
+    displacement field, an elastic distortion (Simard et al., 2003): offsets drawn uniformly
+    in [-elastic_alpha, elastic_alpha] source pixels, per axis, at an `elastic_cells` x
+    `elastic_cells` grid of control points over the digit's patch, blended by a cubic B-spline."""
+
+    elastic_alpha: float = 0.0  # 0 turns it off
+    elastic_cells: int = 6
+
+    def __post_init__(self) -> None:
+        alpha, cells = self.elastic_alpha, self.elastic_cells
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 8:
+            raise ConfigError(f"data.augment.elastic_alpha: must be a number in [0, 8] pixels (got {alpha!r})")
+        if isinstance(cells, bool) or not isinstance(cells, int) or not 2 <= cells <= 16:
+            raise ConfigError(f"data.augment.elastic_cells: must be an integer in [2, 16] (got {cells!r})")
+
+    @property
+    def active(self) -> bool:
+        return self.elastic_alpha > 0
+
+
+@dataclass(frozen=True)
 class DigitPool:
     """Digits ready to render: uint8 images (N, 28, 28), int64 labels (N,), and each digit's
     ink-box centre (N, 2) as (x, y) in pixels, about which it is scaled and rotated."""
@@ -99,47 +121,60 @@ def _ink_boxes(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return left, right, top, bottom
 
 
-def patch_size(digits: torch.Tensor, cfg: RenderConfig) -> int:
-    """Side of the square patch that holds any of `digits` after any allowed scale and rotation
-    about its ink centre (plus one pixel of bilinear spill). It depends only on the digit source
-    and the config, so every sample position does too."""
+def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augment()) -> int:
+    """Side of the square patch that holds any of `digits` after any allowed scale, rotation
+    and elastic displacement about its ink centre (plus one pixel of bilinear spill). It
+    depends only on the digit source and the configs, so every sample position does too."""
     left, right, top, bottom = _ink_boxes(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE))
     half_w, half_h = ((right - left) / 2).max().item(), ((bottom - top) / 2).max().item()
     angles = torch.linspace(math.radians(cfg.rotation_min), math.radians(cfg.rotation_max), 181)
     cos, sin = angles.cos().abs(), angles.sin().abs()
     reach = torch.maximum(half_w * cos + half_h * sin, half_w * sin + half_h * cos).max().item()
+    reach += augment.elastic_alpha * math.sqrt(2)
     return 2 * math.ceil(reach * cfg.scale_max + 1)
 
 
 @dataclass(frozen=True)
 class CaptchaParams:
-    """The random choices behind a batch of CAPTCHAs, all (B, num_digits) except overlap (B, num_digits - 1)."""
+    """The random choices behind a batch of CAPTCHAs, all (B, num_digits) except overlap
+    (B, num_digits - 1) and the elastic control-point offsets, in source pixels,
+    (B, num_digits, 2, cells, cells) or None."""
 
     digit_index: torch.Tensor
     scale: torch.Tensor
     angle_deg: torch.Tensor
     overlap: torch.Tensor
+    displacement: torch.Tensor | None = None
 
     def __getitem__(self, rows: slice) -> CaptchaParams:
-        return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows])
+        displacement = None if self.displacement is None else self.displacement[rows]
+        return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
+                             displacement)
 
 
-def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig) -> CaptchaParams:
-    """Draw each CAPTCHA's digits and geometry from its own key."""
+def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
+    """Draw each CAPTCHA's digits and geometry from its own key. The elastic offsets come from
+    words after those, so an augmented CAPTCHA has the same digits, scales, angles and overlaps."""
     n = cfg.num_digits
-    words = rng.random_words(keys, 4 * n)
+    cells = augment.elastic_cells
+    extra = 2 * n * cells * cells if augment.active else 0
+    words = rng.random_words(keys, 4 * n + extra)
     unit = rng.words_to_unit(words[:, n:]).float()
     digit_index = ((words[:, :n] >> 1) & ((1 << 62) - 1)) % pool_size
     scale = cfg.scale_min + unit[:, :n] * (cfg.scale_max - cfg.scale_min)
     angle = cfg.rotation_min + unit[:, n:2 * n] * (cfg.rotation_max - cfg.rotation_min)
     span = cfg.overlap_max - cfg.overlap_min + 1
     overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
-    return CaptchaParams(digit_index, scale, angle, overlap)
+    displacement = None
+    if extra:
+        displacement = (unit[:, 3 * n:] * 2 - 1).mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
+    return CaptchaParams(digit_index, scale, angle, overlap, displacement)
 
 
 def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, angle_deg: torch.Tensor,
-                   size: int) -> torch.Tensor:
-    """(N, 1, P, P): each 28x28 digit scaled and rotated about its ink centre, by one bilinear sample."""
+                   size: int, displacement: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 1, P, P): each 28x28 digit scaled and rotated about its ink centre, by one bilinear
+    sample; with `displacement` (N, 2, cells, cells), in source pixels, also warped elastically."""
     # A rotation with a uniform scale is a multiplication by one complex number, so the
     # sampling grid, patch pixel offsets z -> source points c + w z, is a single complex
     # multiply-add, already in the interleaved (N, P, P, 2) layout that grid_sample reads.
@@ -147,7 +182,12 @@ def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tens
     c = center * (2.0 / DIGIT_SIZE) - 1
     c = torch.complex(c[:, 0], c[:, 1])
     z = _patch_offsets(size, digits.device)
-    grid = torch.view_as_real(torch.addcmul(c.view(-1, 1, 1), w.view(-1, 1, 1), z))
+    c = c.view(-1, 1, 1)
+    if displacement is not None:  # a smooth offset field d(z), added to the source points
+        basis = _spline_basis(size, displacement.shape[-1], digits.device)
+        field = basis @ displacement @ basis.T
+        c = torch.complex(field[:, 0], field[:, 1]).mul_(2.0 / DIGIT_SIZE).add_(c)  # pixels -> [-1, 1] units
+    grid = torch.view_as_real(torch.addcmul(c, w.view(-1, 1, 1), z))
     return F.grid_sample(digits, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -158,6 +198,20 @@ def _patch_offsets(size: int, device: torch.device) -> torch.Tensor:
     """(P, P) complex: each patch pixel centre's offset x + iy from the patch centre."""
     offsets = torch.arange(size, device=device, dtype=torch.float32) + (0.5 - size / 2)
     return torch.complex(offsets.view(1, size), offsets.view(size, 1))
+
+
+@lru_cache(maxsize=16)
+def _spline_basis(size: int, cells: int, device: torch.device) -> torch.Tensor:
+    """(P, cells) float32: uniform cubic B-spline weights of the control points at each patch
+    row (or column), the control points spread evenly across the patch. The weights are
+    non-negative and sum to 1, so the field never exceeds its largest control offset."""
+    t = (torch.arange(size, dtype=torch.float64) + 0.5) * ((cells - 1) / size)
+    i = t.floor()
+    u = (t - i).unsqueeze(1)
+    weights = torch.cat([(1 - u) ** 3, 3 * u**3 - 6 * u**2 + 4, -3 * u**3 + 3 * u**2 + 3 * u + 1, u**3], 1) / 6
+    index = (i.long().unsqueeze(1) + torch.arange(-1, 3)).clamp_(0, cells - 1)
+    basis = torch.zeros(size, cells, dtype=torch.float64).scatter_add_(1, index, weights)
+    return basis.float().to(device)
 
 
 @lru_cache(maxsize=16)
@@ -215,8 +269,9 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     device = pool.images.device
     flat_index = params.digit_index.reshape(-1)
     digits = pool.images.index_select(0, flat_index).unsqueeze(1).float().div_(255.0)
+    displacement = None if params.displacement is None else params.displacement.flatten(0, 1)
     patches = _digit_patches(digits, pool.ink_center[flat_index], params.scale.reshape(-1),
-                             params.angle_deg.reshape(-1), patch)
+                             params.angle_deg.reshape(-1), patch, displacement)
     # Like the reference, paste only each digit's ink box. Every pixel outside it is below the
     # ink threshold, so zeroing the sub-threshold pixels does that in one pass.
     patches = F.threshold(patches.view(b * n, patch, patch), INK_THRESHOLD, 0.0, inplace=True)

@@ -7,7 +7,7 @@ import torch
 
 from captcha_robustness.data import rng
 from captcha_robustness.data.noise import NoiseConfig, apply_noise, level_keys, sample_levels
-from captcha_robustness.data.render import DigitPool, RenderConfig, render, sample_params
+from captcha_robustness.data.render import Augment, DigitPool, RenderConfig, render, sample_params
 
 
 class CaptchaSynth:
@@ -15,28 +15,34 @@ class CaptchaSynth:
     (B, num_digits), `captcha_id` int64 (B,), `noise_level` float32 (B,).
 
     The clean CAPTCHA depends only on (seed, split, id) and the noise only on
-    (seed, split, id, noise config), whatever the batch or device. A `prerendered` synth keeps
-    the clean CAPTCHAs of ids [0, size) and copies them instead of rendering again.
+    (seed, split, id, noise config), whatever the batch or device; with an active `augment`,
+    its digits are also warped (`patch` must come from `patch_size` with the same augment).
+    A `prerendered` synth keeps the clean CAPTCHAs of ids [0, size) and copies them instead of
+    rendering again.
     """
 
     def __init__(self, pool: DigitPool, patch: int, split: str, seed: int, render_cfg: RenderConfig,
-                 noise: NoiseConfig, clean_cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                 noise: NoiseConfig, clean_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 augment: Augment = Augment()) -> None:
         self.pool, self.patch, self.render_cfg, self.noise = pool, patch, render_cfg, noise
         self.split, self.seed = split, seed
-        self.clean_cache = clean_cache
+        self.clean_cache, self.augment = clean_cache, augment
         self._render_key = rng.derive_key(seed, split, "render")
         self._noise_key = rng.derive_key(seed, split, "noise")
 
     def with_noise(self, noise: NoiseConfig) -> CaptchaSynth:
-        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, noise, self.clean_cache)
+        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, noise, self.clean_cache,
+                            self.augment)
 
     def to(self, device: torch.device | str) -> CaptchaSynth:
-        return CaptchaSynth(self.pool.to(device), self.patch, self.split, self.seed, self.render_cfg, self.noise)
+        return CaptchaSynth(self.pool.to(device), self.patch, self.split, self.seed, self.render_cfg, self.noise,
+                            augment=self.augment)
 
     def prerendered(self, size: int) -> CaptchaSynth:
         """This synth with the clean CAPTCHAs of ids [0, size) rendered once and kept."""
         images, labels = self.clean(torch.arange(size, device=self.pool.images.device))
-        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, self.noise, (images, labels))
+        return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, self.noise, (images, labels),
+                            self.augment)
 
     def clean(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean CAPTCHAs and labels of `ids`."""
@@ -44,7 +50,7 @@ class CaptchaSynth:
         if self.clean_cache is not None and len(ids) and 0 <= ids.min() and ids.max() < len(self.clean_cache[0]):
             images, labels = self.clean_cache
             return images[ids], labels[ids]
-        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg)
+        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg, self.augment)
         return render(self.pool, params, self.render_cfg, self.patch), self.pool.labels[params.digit_index]
 
     def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
