@@ -96,12 +96,13 @@ def main() -> None:
         print(row)
 
     print("\nThrough the DataModule (salt_and_pepper 0.3, batch 64, train split), CAPTCHAs/s:")
-    for workers in (0, 2):
+    for workers, augment in ((0, None), (2, None), (0, {"elastic_alpha": 3.0})):
         dm = CaptchaDataModule(source, {"name": "salt_and_pepper", "level": 0.3}, train_size=64 * 120,
-                               batch_size=64, num_workers=workers)
+                               batch_size=64, num_workers=workers, augment=augment)
         batches = iter(dm.train_dataloader())
         next(batches)  # start the workers (and build their noise tables) before timing
-        print(f"  num_workers={workers}: {rate(lambda: [b for b in batches], 64 * 119):,.0f}")
+        label = f"num_workers={workers}" + (", data.augment.elastic_alpha=3" if augment else "")
+        print(f"  {label}: {rate(lambda: [b for b in batches], 64 * 119):,.0f}")
 
 
 if __name__ == "__main__":
