@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("ckpt")
     parser.add_argument("overrides", nargs="*", help="config overrides (digits=..., seed=...)")
     parser.add_argument("--count", type=int, default=10000, help="CAPTCHAs per split")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # the docstring order: CKPT --count N overrides
     if args.count < 1:
         sys.exit("--count: must be a positive integer")
     try:

@@ -14,7 +14,7 @@ def test_split_accuracy_reproduces_the_test_metrics_and_reads_every_split(traine
     cwd, _ = trained
     train_metrics = json.loads((cwd / "run1" / "metrics.json").read_text())
     result = subprocess.run([sys.executable, str(SCRIPTS / "split_accuracy.py"), train_metrics["best_checkpoint"],
-                             "--count", "96"], cwd=cwd, capture_output=True, text=True, timeout=300)
+                             "--count", "96", "data.batch_size=32"], cwd=cwd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
     assert list(rows) == ["train", "val", "test"]
