@@ -5,7 +5,7 @@ import torch
 from captcha_robustness.data import reference_pil
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import (
-    Augment, DigitPool, RenderConfig, _digit_patches, patch_size, render, sample_params,
+    INK_THRESHOLD, Augment, DigitPool, RenderConfig, _digit_patches, patch_size, render, sample_params,
 )
 from captcha_robustness.data import rng
 
@@ -56,7 +56,57 @@ def test_a_uniform_elastic_offset_is_a_translation(splits):
     torch.testing.assert_close(moved[..., 2:, :-3], plain[..., :-2, 3:], atol=1e-5, rtol=0)
 
 
+def _border(patches: torch.Tensor, width: int) -> torch.Tensor:
+    """The outer `width` pixels of each (..., P, P) patch, flattened."""
+    inner = torch.zeros_like(patches, dtype=torch.bool)
+    inner[..., width:-width, width:-width] = True
+    return patches.masked_fill(inner, 0).flatten(-2)
+
+
+def test_the_patch_holds_every_digit_and_no_more(splits):
+    """At the extreme scale and angles the patch's own border carries ink (a smaller patch
+    would cut digits), a patch 8 pixels larger has none in its extra frame, and its inside is
+    the same bit for bit."""
+    cfg = RenderConfig()
+    pool = splits.train
+    size = patch_size(pool.images, cfg)
+    digits = pool.images.unsqueeze(1).float() / 255
+    n = len(pool)
+    for angle in (cfg.rotation_min, cfg.rotation_max):
+        scale, angles = torch.full((n,), cfg.scale_max), torch.full((n,), angle)
+        patches = _digit_patches(digits, pool.ink_center, scale, angles, size)
+        larger = _digit_patches(digits, pool.ink_center, scale, angles, size + 8)
+        assert (_border(patches, 1).amax(-1) > INK_THRESHOLD).any()
+        assert _border(larger, 4).max() == 0
+        assert torch.equal(larger[..., 4:-4, 4:-4], patches)
+
+
+def test_captchas_do_not_depend_on_the_patch_size(splits):
+    cfg = RenderConfig(rotation_min=-45, rotation_max=45, scale_max=1.6)
+    pool = splits.test
+    size = patch_size(pool.images, cfg)
+    params = sample_params(rng.item_keys(5, torch.arange(600)), len(pool), cfg)
+    assert torch.equal(render(pool, params, cfg, size), render(pool, params, cfg, size + 8))
+
+
+def test_a_crop_as_tall_as_the_patch_renders_as_in_a_larger_one():
+    """Upright bars at a fixed scale ink every row of their patch; without padding the crop is
+    then as tall as the patch, and the vertical stretch still reads black below it."""
+    images = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    images[0, 4:24, 10:18] = 255
+    pool = DigitPool.from_tensors(images, torch.tensor([1]))
+    cfg = RenderConfig(num_digits=2, padding=0, rotation_min=0, rotation_max=0, scale_min=1.3, scale_max=1.3)
+    size = patch_size(images, cfg)
+    params = sample_params(rng.item_keys(1, torch.arange(4)), 1, cfg)
+    patches = _digit_patches(images.unsqueeze(1).float() / 255, pool.ink_center, torch.tensor([1.3]),
+                             torch.zeros(1), size)
+    assert (patches[0, 0].amax(1) > INK_THRESHOLD).all()
+    assert torch.equal(render(pool, params, cfg, size), render(pool, params, cfg, size + 8))
+
+
 def test_warped_digits_stay_inside_their_patch(splits):
+    """The bound holds for any field within elastic_alpha, so a random field sampled on a
+    larger patch leaves its extra frame black."""
     cfg = RenderConfig(scale_max=1.3, rotation_min=-45, rotation_max=45)
     augment = Augment(elastic_alpha=8, elastic_cells=3)
     pool = splits.train
@@ -66,10 +116,9 @@ def test_warped_digits_stay_inside_their_patch(splits):
     assert params.displacement.shape == (500, 4, 2, 3, 3) and params.displacement.abs().max() <= 8
     index = params.digit_index.reshape(-1)
     patches = _digit_patches(pool.images[index].unsqueeze(1).float() / 255, pool.ink_center[index],
-                             params.scale.reshape(-1), params.angle_deg.reshape(-1), size,
+                             params.scale.reshape(-1), params.angle_deg.reshape(-1), size + 8,
                              params.displacement.flatten(0, 1))
-    border = torch.cat([patches[..., 0, :], patches[..., -1, :], patches[..., :, 0], patches[..., :, -1]], -1)
-    assert border.max() == 0
+    assert _border(patches, 4).max() == 0
 
 
 def test_label_matches_ink():

@@ -121,17 +121,43 @@ def _ink_boxes(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return left, right, top, bottom
 
 
+def _ink_offsets(images: torch.Tensor) -> torch.Tensor:
+    """(K, 2) float: the distinct (x, y) offsets of ink-pixel centres from their digit's ink
+    centre, over all `images` (uint8, (N, 28, 28)). Digits that share an ink centre (a
+    multiple of half a pixel) share offsets, so their ink masks are merged first."""
+    left, right, top, bottom = _ink_boxes(images)
+    centres, group = torch.unique(torch.stack([left + right, top + bottom], 1), dim=0, return_inverse=True)
+    ink = (images > 0).reshape(len(images), -1).float()
+    merged = torch.zeros(len(centres), ink.shape[1]).index_add_(0, group, ink).view(-1, DIGIT_SIZE, DIGIT_SIZE)
+    which, y, x = (merged > 0).nonzero(as_tuple=True)
+    offsets = torch.stack([x, y], 1).float().add_(0.5) - centres[which] / 2
+    return torch.unique(offsets, dim=0)
+
+
 def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augment()) -> int:
-    """Side of the square patch that holds any of `digits` after any allowed scale, rotation
-    and elastic displacement about its ink centre (plus one pixel of bilinear spill). It
-    depends only on the digit source and the configs, so every sample position does too."""
-    left, right, top, bottom = _ink_boxes(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE))
-    half_w, half_h = ((right - left) / 2).max().item(), ((bottom - top) / 2).max().item()
-    angles = torch.linspace(math.radians(cfg.rotation_min), math.radians(cfg.rotation_max), 181)
-    cos, sin = angles.cos().abs(), angles.sin().abs()
-    reach = torch.maximum(half_w * cos + half_h * sin, half_w * sin + half_h * cos).max().item()
-    reach += augment.elastic_alpha * math.sqrt(2)
-    return 2 * math.ceil(reach * cfg.scale_max + 1)
+    """Side of the (even) square patch that holds every nonzero pixel of any of `digits` after
+    any allowed scale, rotation and elastic displacement about its ink centre. It depends
+    only on the digit source and the configs, so every sample position does too.
+
+    A patch pixel at offset z from the patch centre samples the source at c + R z / scale
+    (plus the elastic field f, |f| <= alpha per axis). Bilinear sampling is nonzero only
+    within one pixel (per axis) of an ink-pixel centre q, so a nonzero z lies within
+    scale * R^-1 (q - c + d) for some d in (-(1 + alpha), 1 + alpha)^2: its largest |x| or |y|
+    is `bound` below. Pixel centres sit at half-integers; the patch must hold each one below
+    `bound`. A larger patch only adds black pixels around the same samples, so the rendered
+    CAPTCHAs do not depend on it."""
+    offsets = _ink_offsets(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE).cpu())
+    if len(offsets) == 0:
+        return 2
+    angles = torch.linspace(math.radians(cfg.rotation_min), math.radians(cfg.rotation_max), 721, dtype=torch.float64)
+    cos, sin = angles.cos(), angles.sin()
+    x, y = offsets[:, :1].double(), offsets[:, 1:].double()
+    rotated = torch.maximum((x * cos + y * sin).abs(), (y * cos - x * sin).abs())  # R^-1 (q - c), either axis
+    spill = (1 + augment.elastic_alpha) * (cos.abs() + sin.abs())
+    # Between sampled angles a coordinate can exceed its sampled maximum by at most
+    # radius * (1 - cos(step / 2)) < 1e-4 pixels here; 1e-3 covers it.
+    bound = ((rotated + spill).max().item() + 1e-3) * cfg.scale_max
+    return max(2, 2 * math.ceil(bound - 0.5))
 
 
 @dataclass(frozen=True)
@@ -227,6 +253,12 @@ def _output_centres(size: int, device: torch.device) -> torch.Tensor:
     return torch.arange(size, device=device, dtype=torch.float32) + 0.5
 
 
+def _canvas_height(patch: int, padding: int) -> int:
+    """Rows of the compositing canvas: a crop is at most patch + 2 * padding tall, and the
+    vertical stretch reads one row below it, which must be black (padding, or a spare row)."""
+    return patch + 2 * padding + (padding == 0)
+
+
 def _ink_extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """First and one-past-last index where a (N, P) max-profile shows ink; an empty digit gets (P//2, P//2)."""
     ink = profile > INK_THRESHOLD
@@ -239,17 +271,18 @@ def _ink_extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, last
 
 
-def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int, chunk: int = 64) -> torch.Tensor:
+def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int, chunk: int = 256) -> torch.Tensor:
     """Render clean CAPTCHAs: float32 (B, 1, height, width) in [0, 1], white digits on black.
 
     `params.digit_index` points into `pool`; `patch` comes from `patch_size`. On a CPU all
-    but the last step run `chunk` CAPTCHAs at a time, which keeps their temporaries in cache;
+    but the last step run `chunk` CAPTCHAs at a time, which bounds their temporaries (a few tens
+    of MiB per 256 CAPTCHAs) while keeping each op large enough that its fixed cost is small;
     the last step (the vertical stretch) then writes the whole batch at once, so the result
     is never copied.
     """
     b = params.digit_index.shape[0]
     device = pool.images.device
-    canvas_h = patch + 2 * cfg.padding
+    canvas_h = _canvas_height(patch, cfg.padding)
     step = max(b, 1) if device.type != "cpu" else chunk
     columns = torch.empty(b, canvas_h, cfg.width, device=device)
     crop_h = torch.empty(b, 1, dtype=torch.int64, device=device)
@@ -299,7 +332,7 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     # outside the ink boxes are zero and may land anywhere around the canvas, harmlessly under
     # max-compositing: a margin of one patch (whole columns) on either side keeps them in the
     # CAPTCHA's own buffer row. One row per CAPTCHA lets the scatter run on every core.
-    canvas_h = patch + 2 * pad
+    canvas_h = _canvas_height(patch, pad)
     canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad
     margin_cols = math.ceil((patch + 1) * (canvas_h + 1) / canvas_h)
     row_cols = canvas_w + 2 * margin_cols
