@@ -127,6 +127,8 @@ def test_bad_data_config():
         make_dm(augment={"elastic_alpha": -1})
     with pytest.raises(ConfigError, match=r"data.augment.elastic_cells: must be an integer in \[2, 16\]"):
         make_dm(augment={"elastic_alpha": 2, "elastic_cells": 1.5})
+    with pytest.raises(ConfigError, match=r"data.augment.stroke: must be a number in \[0, 1\]"):
+        make_dm(augment={"stroke": 1.5})
     with pytest.raises(ConfigError, match="data.augment.shear: unknown field"):
         make_dm(augment={"shear": 5})
 
@@ -143,3 +145,14 @@ def test_elastic_augment_warps_training_captchas_only():
     assert 0.85 < ink_ratio < 1.15  # warped, not thinned or smeared
     again = collect(make_dm(noise=None, augment={"elastic_alpha": 3}, batch_size=5).train_dataloader())
     assert torch.equal(after["image"][:95], again["image"])  # deterministic whatever the batch
+
+
+def test_stroke_augment_changes_training_strokes_only():
+    plain, restroked = make_dm(noise=None), make_dm(noise=None, augment={"stroke": 0.8})
+    for split in ("val", "test"):
+        assert torch.equal(collect(plain.dataloader(split))["image"], collect(restroked.dataloader(split))["image"])
+    before, after = collect(plain.train_dataloader()), collect(restroked.train_dataloader())
+    assert torch.equal(before["label"], after["label"])
+    ink_ratio = (after["image"] > 0.5).float().mean((1, 2, 3)) / (before["image"] > 0.5).float().mean((1, 2, 3))
+    assert (ink_ratio > 1.1).any() and (ink_ratio < 0.9).any()  # some CAPTCHAs bolder, some finer
+    assert 0.8 < ink_ratio.median() < 1.2

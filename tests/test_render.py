@@ -5,7 +5,7 @@ import torch
 from captcha_robustness.data import reference_pil
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import (
-    INK_THRESHOLD, Augment, DigitPool, RenderConfig, _digit_patches, patch_size, render, sample_params,
+    INK_THRESHOLD, Augment, DigitPool, RenderConfig, _digit_patches, _restroke, patch_size, render, sample_params,
 )
 from captcha_robustness.data import rng
 
@@ -106,19 +106,29 @@ def test_a_crop_as_tall_as_the_patch_renders_as_in_a_larger_one():
 
 def test_warped_digits_stay_inside_their_patch(splits):
     """The bound holds for any field within elastic_alpha, so a random field sampled on a
-    larger patch leaves its extra frame black."""
+    larger patch leaves its extra frame black, also around digits thickened by a stroke augment."""
     cfg = RenderConfig(scale_max=1.3, rotation_min=-45, rotation_max=45)
-    augment = Augment(elastic_alpha=8, elastic_cells=3)
+    augment = Augment(elastic_alpha=8, elastic_cells=3, stroke=1.0)
     pool = splits.train
     size = patch_size(pool.images, cfg, augment)
     assert size > patch_size(pool.images, cfg)
     params = sample_params(rng.item_keys(3, torch.arange(500)), len(pool), cfg, augment)
     assert params.displacement.shape == (500, 4, 2, 3, 3) and params.displacement.abs().max() <= 8
     index = params.digit_index.reshape(-1)
-    patches = _digit_patches(pool.images[index].unsqueeze(1).float() / 255, pool.ink_center[index],
-                             params.scale.reshape(-1), params.angle_deg.reshape(-1), size + 8,
-                             params.displacement.flatten(0, 1))
+    digits = _restroke(pool.images[index].unsqueeze(1).float() / 255, params.stroke.reshape(-1))
+    patches = _digit_patches(digits, pool.ink_center[index], params.scale.reshape(-1), params.angle_deg.reshape(-1),
+                             size + 8, params.displacement.flatten(0, 1))
     assert _border(patches, 4).max() == 0
+
+
+def test_restroke_thickens_and_thins_strokes(splits):
+    digits = splits.test.images[:50].unsqueeze(1).float() / 255
+    ink = lambda images: (images > 0.5).float().sum((1, 2, 3))  # noqa: E731
+    assert torch.equal(_restroke(digits, torch.zeros(50)), digits)
+    thick, thin = _restroke(digits, torch.ones(50)), _restroke(digits, -torch.ones(50))
+    assert (ink(thick) > 1.3 * ink(digits)).all() and (ink(thin) < 0.7 * ink(digits)).all()
+    half = _restroke(digits, torch.full((50,), 0.5))
+    assert ((half >= digits) & (half <= thick)).all()
 
 
 def test_label_matches_ink():

@@ -61,24 +61,31 @@ class RenderConfig:
 
 @dataclass(frozen=True)
 class Augment:
-    """Training-only digit variety (`data.augment`): each digit is warped by a smooth random
-    displacement field, an elastic distortion (Simard et al., 2003): offsets drawn uniformly
-    in [-elastic_alpha, elastic_alpha] source pixels, per axis, at an `elastic_cells` x
-    `elastic_cells` grid of control points over the digit's patch, blended by a cubic B-spline."""
+    """Training-only digit variety (`data.augment`), each part off at 0:
+    - elastic: each digit is warped by a smooth random displacement field, an elastic
+      distortion (Simard et al., 2003): offsets drawn uniformly in [-elastic_alpha,
+      elastic_alpha] source pixels, per axis, at an `elastic_cells` x `elastic_cells` grid of
+      control points over the digit's patch, blended by a cubic B-spline;
+    - stroke: each digit's strokes are thickened or thinned, as by another pen: the digit is
+      blended with its 3x3 dilation (weight w > 0) or erosion (w < 0), w drawn uniformly in
+      [-stroke, stroke]."""
 
-    elastic_alpha: float = 0.0  # 0 turns it off
+    elastic_alpha: float = 0.0
     elastic_cells: int = 6
+    stroke: float = 0.0
 
     def __post_init__(self) -> None:
-        alpha, cells = self.elastic_alpha, self.elastic_cells
+        alpha, cells, stroke = self.elastic_alpha, self.elastic_cells, self.stroke
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 8:
             raise ConfigError(f"data.augment.elastic_alpha: must be a number in [0, 8] pixels (got {alpha!r})")
         if isinstance(cells, bool) or not isinstance(cells, int) or not 2 <= cells <= 16:
             raise ConfigError(f"data.augment.elastic_cells: must be an integer in [2, 16] (got {cells!r})")
+        if isinstance(stroke, bool) or not isinstance(stroke, (int, float)) or not 0 <= stroke <= 1:
+            raise ConfigError(f"data.augment.stroke: must be a number in [0, 1] (got {stroke!r})")
 
     @property
     def active(self) -> bool:
-        return self.elastic_alpha > 0
+        return self.elastic_alpha > 0 or self.stroke > 0
 
 
 @dataclass(frozen=True)
@@ -141,9 +148,9 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
 
     A patch pixel at offset z from the patch centre samples the source at c + R z / scale
     (plus the elastic field f, |f| <= alpha per axis). Bilinear sampling is nonzero only
-    within one pixel (per axis) of an ink-pixel centre q, so a nonzero z lies within
-    scale * R^-1 (q - c + d) for some d in (-(1 + alpha), 1 + alpha)^2: its largest |x| or |y|
-    is `bound` below. Pixel centres sit at half-integers; the patch must hold each one below
+    within one pixel (per axis) of an ink-pixel centre q (two with a stroke augment, whose
+    dilation spreads ink by one), so a nonzero z lies within scale * R^-1 (q - c + d) for
+    some d in (-(1 + alpha), 1 + alpha)^2: its largest |x| or |y| is `bound` below. Pixel centres sit at half-integers; the patch must hold each one below
     `bound`. A larger patch only adds black pixels around the same samples, so the rendered
     CAPTCHAs do not depend on it."""
     offsets = _ink_offsets(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE).cpu())
@@ -153,7 +160,7 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
     cos, sin = angles.cos(), angles.sin()
     x, y = offsets[:, :1].double(), offsets[:, 1:].double()
     rotated = torch.maximum((x * cos + y * sin).abs(), (y * cos - x * sin).abs())  # R^-1 (q - c), either axis
-    spill = (1 + augment.elastic_alpha) * (cos.abs() + sin.abs())
+    spill = (1 + (augment.stroke > 0) + augment.elastic_alpha) * (cos.abs() + sin.abs())
     # Between sampled angles a coordinate can exceed its sampled maximum by at most
     # radius * (1 - cos(step / 2)) < 1e-4 pixels here; 1e-3 covers it.
     bound = ((rotated + spill).max().item() + 1e-3) * cfg.scale_max
@@ -163,38 +170,52 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
 @dataclass(frozen=True)
 class CaptchaParams:
     """The random choices behind a batch of CAPTCHAs, all (B, num_digits) except overlap
-    (B, num_digits - 1) and the elastic control-point offsets, in source pixels,
-    (B, num_digits, 2, cells, cells) or None."""
+    (B, num_digits - 1), the elastic control-point offsets, in source pixels,
+    (B, num_digits, 2, cells, cells) or None, and the stroke weights (B, num_digits) or None."""
 
     digit_index: torch.Tensor
     scale: torch.Tensor
     angle_deg: torch.Tensor
     overlap: torch.Tensor
     displacement: torch.Tensor | None = None
+    stroke: torch.Tensor | None = None
 
     def __getitem__(self, rows: slice) -> CaptchaParams:
         displacement = None if self.displacement is None else self.displacement[rows]
+        stroke = None if self.stroke is None else self.stroke[rows]
         return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
-                             displacement)
+                             displacement, stroke)
 
 
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
-    """Draw each CAPTCHA's digits and geometry from its own key. The elastic offsets come from
-    words after those, so an augmented CAPTCHA has the same digits, scales, angles and overlaps."""
+    """Draw each CAPTCHA's digits and geometry from its own key. The augments' draws come from
+    words after those (elastic offsets, then stroke weights), so an augmented CAPTCHA has the
+    same digits, scales, angles and overlaps."""
     n = cfg.num_digits
     cells = augment.elastic_cells
-    extra = 2 * n * cells * cells if augment.active else 0
-    words = rng.random_words(keys, 4 * n + extra)
+    elastic = 2 * n * cells * cells if augment.elastic_alpha > 0 else 0
+    words = rng.random_words(keys, 4 * n + elastic + (n if augment.stroke > 0 else 0))
     unit = rng.words_to_unit(words[:, n:]).float()
     digit_index = ((words[:, :n] >> 1) & ((1 << 62) - 1)) % pool_size
     scale = cfg.scale_min + unit[:, :n] * (cfg.scale_max - cfg.scale_min)
     angle = cfg.rotation_min + unit[:, n:2 * n] * (cfg.rotation_max - cfg.rotation_min)
     span = cfg.overlap_max - cfg.overlap_min + 1
     overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
-    displacement = None
-    if extra:
-        displacement = (unit[:, 3 * n:] * 2 - 1).mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
-    return CaptchaParams(digit_index, scale, angle, overlap, displacement)
+    displacement = stroke = None
+    if elastic:
+        displacement = (unit[:, 3 * n:3 * n + elastic] * 2 - 1).mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
+    if augment.stroke > 0:
+        stroke = (unit[:, 3 * n + elastic:] * 2 - 1).mul_(augment.stroke)
+    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke)
+
+
+def _restroke(digits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) digits with thicker (weight > 0) or thinner (weight < 0) strokes: each
+    blended with its 3x3 dilation or erosion by |weight| (N,)."""
+    dilated = F.max_pool2d(digits, 3, 1, 1)
+    eroded = F.max_pool2d(digits.neg(), 3, 1, 1).neg_()
+    weight = weight.view(-1, 1, 1, 1)
+    return torch.lerp(digits, torch.where(weight > 0, dilated, eroded), weight.abs())
 
 
 def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, angle_deg: torch.Tensor,
@@ -302,6 +323,8 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     device = pool.images.device
     flat_index = params.digit_index.reshape(-1)
     digits = pool.images.index_select(0, flat_index).unsqueeze(1).float().div_(255.0)
+    if params.stroke is not None:
+        digits = _restroke(digits, params.stroke.reshape(-1))
     displacement = None if params.displacement is None else params.displacement.flatten(0, 1)
     patches = _digit_patches(digits, pool.ink_center[flat_index], params.scale.reshape(-1),
                              params.angle_deg.reshape(-1), patch, displacement)
