@@ -143,14 +143,15 @@ def _ink_offsets(images: torch.Tensor) -> torch.Tensor:
 
 def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augment()) -> int:
     """Side of the (even) square patch that holds every nonzero pixel of any of `digits` after
-    any allowed scale, rotation and elastic displacement about its ink centre. It depends
-    only on the digit source and the configs, so every sample position does too.
+    any allowed scale, rotation, elastic displacement and stroke change about its ink centre.
+    It depends only on the digit source and the configs, so every sample position does too.
 
     A patch pixel at offset z from the patch centre samples the source at c + R z / scale
     (plus the elastic field f, |f| <= alpha per axis). Bilinear sampling is nonzero only
-    within one pixel (per axis) of an ink-pixel centre q (two with a stroke augment, whose
-    dilation spreads ink by one), so a nonzero z lies within scale * R^-1 (q - c + d) for
-    some d in (-(1 + alpha), 1 + alpha)^2: its largest |x| or |y| is `bound` below. Pixel centres sit at half-integers; the patch must hold each one below
+    within `reach` = 1 pixel (per axis) of an ink-pixel centre q (2 with a stroke augment,
+    whose dilation spreads ink by one), so a nonzero z lies within scale * R^-1 (q - c + d)
+    for some d in (-(reach + alpha), reach + alpha)^2; its largest |x| or |y| is `bound`
+    below. Pixel centres sit at half-integers, and the patch must hold each one below
     `bound`. A larger patch only adds black pixels around the same samples, so the rendered
     CAPTCHAs do not depend on it."""
     offsets = _ink_offsets(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE).cpu())
@@ -160,7 +161,8 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
     cos, sin = angles.cos(), angles.sin()
     x, y = offsets[:, :1].double(), offsets[:, 1:].double()
     rotated = torch.maximum((x * cos + y * sin).abs(), (y * cos - x * sin).abs())  # R^-1 (q - c), either axis
-    spill = (1 + (augment.stroke > 0) + augment.elastic_alpha) * (cos.abs() + sin.abs())
+    reach = 2 if augment.stroke > 0 else 1
+    spill = (reach + augment.elastic_alpha) * (cos.abs() + sin.abs())
     # Between sampled angles a coordinate can exceed its sampled maximum by at most
     # radius * (1 - cos(step / 2)) < 1e-4 pixels here; 1e-3 covers it.
     bound = ((rotated + spill).max().item() + 1e-3) * cfg.scale_max
@@ -203,7 +205,8 @@ def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment
     overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
     displacement = stroke = None
     if elastic:
-        displacement = (unit[:, 3 * n:3 * n + elastic] * 2 - 1).mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
+        offsets = unit[:, 3 * n:3 * n + elastic] * 2 - 1
+        displacement = offsets.mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
     if augment.stroke > 0:
         stroke = (unit[:, 3 * n + elastic:] * 2 - 1).mul_(augment.stroke)
     return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke)
