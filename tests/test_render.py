@@ -123,7 +123,10 @@ def test_warped_digits_stay_inside_their_patch(splits):
 
 def test_restroke_thickens_and_thins_strokes(splits):
     digits = splits.test.images[:50].unsqueeze(1).float() / 255
-    ink = lambda images: (images > 0.5).float().sum((1, 2, 3))  # noqa: E731
+
+    def ink(images: torch.Tensor) -> torch.Tensor:
+        return (images > 0.5).float().sum((1, 2, 3))
+
     assert torch.equal(_restroke(digits, torch.zeros(50)), digits)
     thick, thin = _restroke(digits, torch.ones(50)), _restroke(digits, -torch.ones(50))
     assert (ink(thick) > 1.3 * ink(digits)).all() and (ink(thin) < 0.7 * ink(digits)).all()
