@@ -4,6 +4,7 @@ import hydra
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
 from captcha_robustness.cli import CONFIG_DIR
@@ -85,3 +86,31 @@ def test_inconsistent_model_config_names_the_fields():
 
     with pytest.raises(ConfigError, match="^model.channels, model.strides: must have the same length"):
         MultiHeadCNN(channels=(8, 16), strides=(2,))
+
+
+def test_label_smoothing_softens_only_the_training_loss():
+    torch.manual_seed(0)
+    batch = {"image": torch.zeros(8, 1, 100, 110), "label": torch.randint(0, 10, (8, 2))}
+    logits = torch.randn(8, 2, 10) + 6 * F.one_hot(batch["label"], 10)  # confident, mostly right
+    log_p, target = logits.reshape(-1, 10).log_softmax(-1), batch["label"].reshape(-1)
+    plain_by_hand = -log_p.gather(1, target[:, None]).mean()
+    smooth_by_hand = (-(0.8 * log_p.gather(1, target[:, None]).squeeze(1) + 0.02 * log_p.sum(-1))).mean()
+    losses = {}
+    for name, smoothing in (("plain", 0.0), ("smooth", 0.2)):
+        solver = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=smoothing)
+        solver.forward = lambda images: logits
+        solver.log = lambda key, value, **kwargs: losses.update({(name, key): value.item()})
+        for stage in ("train", "val"):
+            solver._step(batch, stage)
+    assert losses["smooth", "train/loss"] == pytest.approx(smooth_by_hand.item(), rel=1e-5)
+    assert losses["smooth", "train/loss"] > 2 * plain_by_hand.item()  # smoothing punishes confidence
+    for key in (("plain", "train/loss"), ("plain", "val/loss"), ("smooth", "val/loss")):
+        assert losses[key] == pytest.approx(plain_by_hand.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, "0.1", True])
+def test_a_bad_label_smoothing_names_the_field(value):
+    from captcha_robustness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^label_smoothing: must be a number in \[0, 1\)"):
+        CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=value)

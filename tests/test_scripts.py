@@ -25,6 +25,22 @@ def test_split_accuracy_reproduces_the_test_metrics_and_reads_every_split(traine
     assert float(rows["test"][2]) == pytest.approx(train_metrics["test/acc_mean"], abs=1e-4)
 
 
+def test_split_accuracy_of_several_checkpoints_adds_their_ensemble(trained):
+    cwd, _ = trained
+    train_metrics = json.loads((cwd / "run1" / "metrics.json").read_text())
+    best, last = train_metrics["best_checkpoint"], str(cwd / "run1" / "checkpoints" / "last.ckpt")
+    result = subprocess.run([sys.executable, str(SCRIPTS / "split_accuracy.py"), best, last, "--count", "96"],
+                            cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    blocks = [block.splitlines() for block in result.stdout.strip().split("\n\n")]
+    assert [block[0] for block in blocks] == [best, last, "ensemble of 2 (mean softmax)"]
+    tables = [{line.split()[0]: [float(x) for x in line.split()[2:]] for line in block[2:]} for block in blocks]
+    assert all(list(table) == ["train", "val", "test"] for table in tables)
+    assert tables[0]["test"] == pytest.approx([train_metrics["test/acc_seq"], train_metrics["test/acc_mean"]], abs=1e-4)
+    for seq, mean in tables[2].values():
+        assert 0 <= seq <= mean <= 1
+
+
 def test_split_accuracy_rejects_a_missing_checkpoint_in_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPTS / "split_accuracy.py"), "missing.ckpt"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)

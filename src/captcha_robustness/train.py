@@ -51,6 +51,7 @@ def build_solver(cfg: DictConfig) -> CaptchaSolver:
         num_digits=render["num_digits"], image_size=(render["height"], render["width"]),
         data_info={"digits": HydraConfig.get().runtime.choices.get("digits"),
                    "train_noise": noise_name(container["noise"]), "seed": container["seed"]},
+        label_smoothing=container["label_smoothing"],
     )
 
 

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 import torchmetrics
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from captcha_robustness.errors import ConfigError
+
 STAGES = ("train", "val", "test")
 
 
@@ -58,10 +60,15 @@ class CaptchaMetrics(torch.nn.Module):
 class CaptchaSolver(pl.LightningModule):
     def __init__(self, model: Mapping[str, Any], optimizer: Mapping[str, Any],
                  scheduler: Mapping[str, Any] | None = None, num_digits: int = 4,
-                 image_size: tuple[int, int] = (100, 110), data_info: Mapping[str, Any] | None = None) -> None:
+                 image_size: tuple[int, int] = (100, 110), data_info: Mapping[str, Any] | None = None,
+                 label_smoothing: float = 0.0) -> None:
         """`model`, `optimizer` and `scheduler` are Hydra configs (`_target_` dicts); the optimiser
         and scheduler are partials completed with the parameters / optimiser. `data_info` records
-        what the model was trained on (digit source, noise) for later tables."""
+        what the model was trained on (digit source, noise) for later tables. `label_smoothing`
+        softens the training targets only; validation and test losses are plain cross-entropy."""
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+                or not 0 <= label_smoothing < 1:
+            raise ConfigError(f"label_smoothing: must be a number in [0, 1) (got {label_smoothing!r})")
         super().__init__()
         self.save_hyperparameters()
         self.model = hydra.utils.instantiate(dict(model))
@@ -77,7 +84,8 @@ class CaptchaSolver(pl.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self(batch["image"])
         # Cross-entropy averaged over heads (and the batch).
-        loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1))
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1), label_smoothing=smoothing)
         preds = logits.argmax(-1)
         self.metrics[f"{stage}_set"].update(preds, batch["label"])
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
