@@ -43,8 +43,8 @@ def with_trained_digits(overrides: list[str], trained_on: str | None) -> list[st
 
 
 def split_accuracy(ckpts: list[str], overrides: list[str], count: int,
-                   batch: int = 500) -> dict[str, dict[str, tuple[float, float]]]:
-    """{checkpoint, or "ensemble" for several: {split: (acc_seq, acc_mean)}}."""
+                   batch: int = 500) -> list[tuple[str, dict[str, tuple[float, float]]]]:
+    """[(checkpoint, or "ensemble" after several, {split: (acc_seq, acc_mean)})]."""
     solvers = [load_solver(ckpt) for ckpt in ckpts]
     sources = {(solver.hparams.data_info or {}).get("digits") for solver in solvers}
     if len(sources) > 1:
@@ -58,21 +58,21 @@ def split_accuracy(ckpts: list[str], overrides: list[str], count: int,
     datamodule.setup()
     models = [solver.model.eval() for solver in solvers]
     names = ckpts + (["ensemble"] if len(ckpts) > 1 else [])
-    results: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in names}
+    results: list[tuple[str, dict[str, tuple[float, float]]]] = [(name, {}) for name in names]
     for split in ("train", "val", "test"):
         first = UNSEEN_TRAIN_IDS if split == "train" else 0
-        metrics = {name: CaptchaMetrics(solvers[0].hparams.num_digits) for name in names}
+        metrics = [CaptchaMetrics(solvers[0].hparams.num_digits) for _ in names]
         with torch.inference_mode():
             for start in range(first, first + count, batch):
                 captchas = datamodule.synths[split](torch.arange(start, min(start + batch, first + count)))
                 probs = [model(captchas["image"]).float().softmax(-1) for model in models]
-                for name, p in zip(ckpts, probs):
-                    metrics[name].update(p.argmax(-1), captchas["label"])
-                if "ensemble" in metrics:
-                    metrics["ensemble"].update(torch.stack(probs).mean(0).argmax(-1), captchas["label"])
-        for name, metric in metrics.items():
+                if len(models) > 1:
+                    probs.append(torch.stack(probs).mean(0))
+                for metric, p in zip(metrics, probs):
+                    metric.update(p.argmax(-1), captchas["label"])
+        for (_, rows), metric in zip(results, metrics):
             values = metric.compute()
-            results[name][split] = (values["acc_seq"].item(), values["acc_mean"].item())
+            rows[split] = (values["acc_seq"].item(), values["acc_mean"].item())
     return results
 
 
@@ -92,7 +92,7 @@ def main() -> None:
         results = split_accuracy(ckpts, overrides, args.count)
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
-    for name, rows in results.items():
+    for name, rows in results:
         if len(results) > 1:
             print(f"\n{name}" if name != "ensemble" else f"\nensemble of {len(ckpts)} (mean softmax)")
         print(f"{'digit split':<12}{'CAPTCHAs':>10}{'acc_seq':>10}{'acc_mean':>10}")
