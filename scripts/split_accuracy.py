@@ -52,8 +52,9 @@ def split_accuracy(ckpts: list[str], overrides: list[str], count: int,
     overrides = with_trained_digits(overrides, sources.pop())
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
+    render = OmegaConf.to_container(cfg.data.render, resolve=True)
     for solver in solvers:
-        check_compatible(solver, OmegaConf.to_container(cfg.data.render, resolve=True))
+        check_compatible(solver, render)
     datamodule = hydra.utils.instantiate(cfg.data, noise={"name": "none"})
     datamodule.setup()
     models = [solver.model.eval() for solver in solvers]
