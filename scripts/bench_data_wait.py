@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from captcha_robustness.callbacks import DataWaitMonitor
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
+from captcha_robustness.machine import describe
 from captcha_robustness.memory import reuse_freed_memory
 from bench_models import MODELS, build
 
@@ -41,7 +42,8 @@ def main() -> None:
     parser.add_argument("--model", choices=MODELS, default="multihead_cnn")
     args = parser.parse_args()
     reuse_freed_memory()  # as the project's commands do
-    print(f"model={args.model}, torch threads={torch.get_num_threads()}, batch=64, salt_and_pepper levels 0.2/0.3/0.4, "
+    print(describe())
+    print(f"model={args.model}, batch=64, salt_and_pepper levels 0.2/0.3/0.4, "
           f"{args.steps} steps after 5 warm-up steps")
     for workers in (0, 1, 2):
         monitor = DataWaitMonitor(skip=5)

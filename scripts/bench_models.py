@@ -21,6 +21,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from captcha_robustness.cli import CONFIG_DIR
+from captcha_robustness.machine import describe
 
 MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires"]
 
@@ -76,7 +77,8 @@ def main() -> None:
     x = torch.rand(args.batch, 1, 100, 110, device=device)
     y = torch.randint(0, 10, (args.batch, 4), device=device)
     x_infer = torch.rand(args.infer_batch, 1, 100, 110, device=device)
-    print(f"device={device}, torch threads={torch.get_num_threads()}, train batch={args.batch}, "
+    print(describe())
+    print(f"device={device}, train batch={args.batch}, "
           f"inference batch={args.infer_batch}, rounds={args.rounds}")
     results: dict[tuple[str, bool, str], list[float]] = {}
     for name, bf16 in runs:  # warm-up

@@ -26,6 +26,7 @@ from captcha_robustness.data.digits import MnistDigits, Mnist5kDigits
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import RenderConfig, patch_size
 from captcha_robustness.data.synth import CaptchaSynth
+from captcha_robustness.machine import describe
 from captcha_robustness.memory import reuse_freed_memory
 
 NOISES = [("none", 0.0), ("gaussian", 0.3), ("salt_and_pepper", 0.3)]
@@ -56,7 +57,8 @@ def main() -> None:
     patch = patch_size(splits.train.images, cfg)
     pool_np, labels_np = splits.train.images.numpy(), splits.train.labels.numpy()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"digits={source.name} (train pool {len(splits.train)}), torch threads={torch.get_num_threads()}, "
+    print(describe())
+    print(f"digits={source.name} (train pool {len(splits.train)}), "
           f"batch={args.batch}, rounds={args.rounds}, devices={devices}, malloc {malloc}")
 
     results: dict[tuple[str, str], list[float]] = {}
