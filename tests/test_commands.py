@@ -72,6 +72,31 @@ def test_resume_continues_the_step_count(trained):
     assert state["global_step"] == 16 and state["epoch"] == 1
 
 
+def test_ema_weights_are_validated_checkpointed_tested_and_resumed(tmp_path):
+    # "Best" is the lowest step, i.e. the first epoch: last.ckpt must still follow the run.
+    result = run(tmp_path, "train", *TINY[:-3], "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                 "ema_decay=0.5", "checkpoint.monitor=step", "checkpoint.mode=min", "hydra.run.dir=ema")
+    assert result.returncode == 0, result.stderr[-3000:]
+    train_metrics = json.loads((tmp_path / "ema" / "metrics.json").read_text())
+    assert train_metrics["best_checkpoint"].endswith("best-epoch00-step8.ckpt")
+    state = torch.load(train_metrics["last_checkpoint"], map_location="cpu", weights_only=False)
+    assert train_metrics["last_checkpoint"].endswith("last.ckpt") and state["global_step"] == 16
+    averaged, raw = state["state_dict"], state["current_model_state"]
+    assert not torch.equal(averaged["model.heads.0.weight"], raw["model.heads.0.weight"])
+    # The final test read the averaged weights: evaluating the checkpoint alone agrees.
+    result = run(tmp_path, "evaluate", f"ckpt_path={train_metrics['best_checkpoint']}", "data.test_size=96",
+                 "test_shifts=[[0,0]]", "hydra.run.dir=eval")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["test_shifts"] == [[0, 0]]  # a copy identical to the image: the same answers
+    for key in ("test/acc_seq", "test/acc_mean"):
+        assert metrics[key] == pytest.approx(train_metrics[key], abs=1e-6)
+    result = run(tmp_path, "train", *TINY[:-3], "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
+                 "ema_decay=0.5", "checkpoint.monitor=step", "checkpoint.mode=min", f"ckpt_path={train_metrics['last_checkpoint']}", "hydra.run.dir=ema2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "ema2" / "metrics.json").read_text())["global_step"] == 3 * (256 // 32)
+
+
 def test_predict_reads_pngs_of_any_mode(trained, tmp_path):
     cwd, _ = trained
     ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
@@ -93,6 +118,8 @@ def test_predict_reads_pngs_of_any_mode(trained, tmp_path):
 def test_bad_input_is_one_clear_line(trained, tmp_path):
     assert_one_line_error(run(tmp_path, "evaluate", "ckpt_path=nope.ckpt"), "ckpt_path")
     assert_one_line_error(run(tmp_path, "train", "model=resnet9000"), "model=resnet9000")
+    ckpt = trained[0] / "run1" / "checkpoints" / "last.ckpt"
+    assert_one_line_error(run(tmp_path, "evaluate", f"ckpt_path={ckpt}", "test_shifts=[[0,1.5]]"), "test_shifts")
 
 
 def test_bad_checkpoints_images_and_sizes_name_the_field(trained, tmp_path):

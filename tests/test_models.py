@@ -12,7 +12,9 @@ from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.models.multihead_cnn import MultiHeadCNN
 from captcha_robustness.models.seed_cnn import SeedCNN
-from captcha_robustness.models.solver import CaptchaMetrics, CaptchaSolver, confidence, digit_strings
+from captcha_robustness.errors import ConfigError
+from captcha_robustness.models.solver import (CaptchaMetrics, CaptchaSolver, check_shifts, confidence,
+                                              digit_strings, shifted)
 
 MULTIHEAD = {"_target_": "captcha_robustness.models.multihead_cnn.MultiHeadCNN", "num_digits": 2,
              "height": 100, "width": 110}
@@ -82,8 +84,6 @@ def test_a_few_hundred_steps_really_learn(tmp_path):
 
 
 def test_inconsistent_model_config_names_the_fields():
-    from captcha_robustness.errors import ConfigError
-
     with pytest.raises(ConfigError, match="^model.channels, model.strides: must have the same length"):
         MultiHeadCNN(channels=(8, 16), strides=(2,))
 
@@ -110,7 +110,34 @@ def test_label_smoothing_softens_only_the_training_loss():
 
 @pytest.mark.parametrize("value", [-0.1, 1.0, "0.1", True])
 def test_a_bad_label_smoothing_names_the_field(value):
-    from captcha_robustness.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"^label_smoothing: must be a number in \[0, 1\)"):
         CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=value)
+
+
+def test_shifted_moves_the_image_and_fills_the_edge_with_background():
+    images = torch.arange(1, 13, dtype=torch.float32).reshape(1, 1, 3, 4)
+    assert torch.equal(shifted(images, 0, 0), images)
+    right = shifted(images, 0, 1)
+    assert torch.equal(right[..., 1:], images[..., :-1]) and (right[..., 0] == 0).all()
+    up_left = shifted(images, -2, -3)
+    assert up_left[0, 0].tolist() == [[12, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_test_shifts_average_the_softmax_of_the_shifted_copies():
+    torch.manual_seed(0)
+    solver = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2).eval()
+    images = torch.rand(4, 1, 100, 110)
+    with torch.no_grad():
+        plain = solver(images)
+        solver.test_shifts = [(0, 0)]  # a copy identical to the image: the same prediction
+        assert torch.allclose(solver.averaged_over_shifts(images), plain.log_softmax(-1), atol=1e-5)
+        solver.test_shifts = [(0, 3), (-2, 0)]
+        by_hand = (plain.softmax(-1) + solver(shifted(images, 0, 3)).softmax(-1)
+                   + solver(shifted(images, -2, 0)).softmax(-1)) / 3
+        assert torch.allclose(solver.averaged_over_shifts(images).exp(), by_hand, atol=1e-6)
+
+
+@pytest.mark.parametrize("shifts", [3, [[1]], [[0, 1.5]], [[0, 110]], [[True, 0]]])
+def test_bad_test_shifts_name_the_field(shifts):
+    with pytest.raises(ConfigError, match=r"^test_shifts: must be a list of \[dy, dx\] pairs"):
+        check_shifts(shifts, 100, 110)

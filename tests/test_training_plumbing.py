@@ -1,10 +1,12 @@
+import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from captcha_robustness.callbacks import DataWaitMonitor
+from captcha_robustness.callbacks import AveragedWeights, DataWaitMonitor
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
+from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.seed_cnn import SeedCNN
 
 
@@ -38,3 +40,9 @@ def test_data_wait_monitor_measures_a_fraction():
     # rendering 8 CAPTCHAs costs far more than this tiny model's step
     assert 0.3 < monitor.fraction < 1
     assert "perf/data_wait_frac" in trainer.logged_metrics
+
+
+@pytest.mark.parametrize("decay", [0, 1, 1.5, "0.9", True])
+def test_a_bad_ema_decay_names_the_field(decay):
+    with pytest.raises(ConfigError, match=r"^ema_decay: must be null or a number in \(0, 1\)"):
+        AveragedWeights(decay)

@@ -20,7 +20,7 @@ from captcha_robustness.cli import hydra_entry, run_dir
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import atomic_path, write_json
-from captcha_robustness.models.solver import CaptchaSolver
+from captcha_robustness.models.solver import CaptchaSolver, check_shifts
 from captcha_robustness.reports import save_confusion, summary_lines
 from captcha_robustness.runs import default_model_id, load_solver, metrics_to_floats, predictions_table
 from captcha_robustness.solvers.base import Preprocess
@@ -58,7 +58,10 @@ def test_datamodule(cfg: DictConfig) -> CaptchaDataModule:
 
 def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     solver = load_solver(cfg.ckpt_path)
-    check_compatible(solver, OmegaConf.to_container(cfg.data.render, resolve=True))
+    render = OmegaConf.to_container(cfg.data.render, resolve=True)
+    check_compatible(solver, render)
+    shifts = OmegaConf.to_container(cfg.test_shifts) if OmegaConf.is_config(cfg.test_shifts) else cfg.test_shifts
+    solver.test_shifts = check_shifts(shifts, render["height"], render["width"])
     datamodule = test_datamodule(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
     trainer.test(solver, datamodule=datamodule, verbose=False)
@@ -93,6 +96,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_json(out / "metrics.json", {
         **metrics, "solver": solver_name, "model_id": str(table["model_id"].iloc[0]),
         "ckpt_path": cfg.ckpt_path, "noise": str(table["noise_type"].iloc[0]),
+        **({"test_shifts": OmegaConf.to_container(cfg.test_shifts)} if solver_name == "cnn" else {}),
         "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "test_size": len(table),
     })
     print("\n".join(summary_lines(metrics, out, None)))

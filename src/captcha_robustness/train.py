@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from captcha_robustness.callbacks import DataWaitMonitor, ElapsedTime
+from captcha_robustness.callbacks import AveragedWeights, DataWaitMonitor, ElapsedTime
 from captcha_robustness.cli import hydra_entry, run_dir
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver
@@ -72,9 +72,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # No "=" in file names: it would have to be quoted in a ckpt_path=... override.
     checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="best-epoch{epoch:02d}-step{step}",
                                  auto_insert_metric_name=False, monitor=cfg.checkpoint.monitor,
-                                 mode=cfg.checkpoint.mode, save_last=True)
+                                 mode=cfg.checkpoint.mode)
+    # Not save_last=True: since Lightning 2.6 that writes last.ckpt only when a new best is
+    # saved. Without a monitor, this one overwrites last.ckpt after every epoch.
+    last = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="last", enable_version_counter=False)
     wait = DataWaitMonitor()
-    callbacks = [checkpoint, wait, ElapsedTime()] + ([LearningRateMonitor("step")] if loggers else [])
+    callbacks = [checkpoint, last, wait, ElapsedTime()] + ([LearningRateMonitor("step")] if loggers else [])
+    if cfg.ema_decay is not None:
+        callbacks.append(AveragedWeights(cfg.ema_decay))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       default_root_dir=str(out))
     resume = cfg.ckpt_path or interrupted_checkpoint(out)
@@ -83,18 +88,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     start = time.perf_counter()
     trainer.fit(solver, datamodule=datamodule, ckpt_path=resume)
     fit_s = time.perf_counter() - start
-    best = checkpoint.best_model_path or None
+    best, last_path = checkpoint.best_model_path or None, last.best_model_path or None  # test() reloads both
     trainer.test(solver, datamodule=datamodule, ckpt_path=best, verbose=False)
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     if trainer.is_global_zero:
         save_confusion(solver, out)
-        table = predictions_table(solver, model_id=default_model_id(best or checkpoint.last_model_path),
+        table = predictions_table(solver, model_id=default_model_id(best or last_path),
                                   noise_type=datamodule.noise.label, seed=cfg.seed)
         with atomic_path(out / "predictions.parquet") as tmp:
             table.to_parquet(tmp, index=False)
         write_json(out / "metrics.json", {
             **metrics, "noise": datamodule.noise.label,
-            "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "best_checkpoint": best, "last_checkpoint": checkpoint.last_model_path or None,
+            "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "best_checkpoint": best,
+            "last_checkpoint": last_path,
             "epochs": trainer.current_epoch, "global_step": trainer.global_step, "fit_seconds": round(fit_s, 1),
             "data_wait_fraction": round(wait.fraction, 4), "test_size": datamodule.sizes["test"],
         })

@@ -33,6 +33,30 @@ def confidence(logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(-1).amax(-1).prod(-1)
 
 
+def shifted(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """`images` (..., H, W) moved `dy` rows down and `dx` columns right; the edge uncovered is
+    background (0)."""
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)))
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top:top + height, left:left + width]
+
+
+def check_shifts(shifts: Any, height: int, width: int) -> list[tuple[int, int]]:
+    """`test_shifts` as (dy, dx) pairs of ints, or one clear error."""
+    problem = f"test_shifts: must be a list of [dy, dx] pairs of whole pixels within the {height} x {width} image"
+    if not isinstance(shifts, (list, tuple)):
+        raise ConfigError(f"{problem} (got {shifts!r})")
+    pairs = []
+    for pair in shifts:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+                and abs(pair[0]) < height and abs(pair[1]) < width):
+            raise ConfigError(f"{problem} (got {pair!r})")
+        pairs.append((pair[0], pair[1]))
+    return pairs
+
+
 class CaptchaMetrics(torch.nn.Module):
     """acc_digit_1..n (accuracy per position), acc_mean (their mean), acc_seq (all digits right)."""
 
@@ -77,12 +101,23 @@ class CaptchaSolver(pl.LightningModule):
         self.metrics = torch.nn.ModuleDict({f"{stage}_set": CaptchaMetrics(num_digits) for stage in STAGES})
         self.confusion = torch.nn.ModuleList(MulticlassConfusionMatrix(num_classes=10) for _ in range(num_digits))
         self.test_records: list[dict[str, torch.Tensor]] = []
+        # Test-time augmentation (captcha-eval's `test_shifts`): (dy, dx) pixel shifts whose
+        # copies of each test image are read along with the image itself.
+        self.test_shifts: list[tuple[int, int]] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
+    def averaged_over_shifts(self, images: torch.Tensor) -> torch.Tensor:
+        """Log of the softmax averaged over the image and its `test_shifts` copies, used as
+        logits: argmax, softmax and cross-entropy read it as the averaged prediction."""
+        copies = [images] + [shifted(images, dy, dx) for dy, dx in self.test_shifts]
+        probs = torch.stack([self(copy).float().softmax(-1) for copy in copies]).mean(0)
+        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = self(batch["image"])
+        images = batch["image"]
+        logits = self.averaged_over_shifts(images) if stage == "test" and self.test_shifts else self(images)
         # Cross-entropy averaged over heads (and the batch).
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1), label_smoothing=smoothing)
