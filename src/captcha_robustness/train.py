@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     start = time.perf_counter()
     trainer.fit(solver, datamodule=datamodule, ckpt_path=resume)
     fit_s = time.perf_counter() - start
-    best, last_path = checkpoint.best_model_path or None, last.best_model_path or None  # test() reloads both
+    best, last_path = checkpoint.best_model_path or None, last.best_model_path  # test() reloads both
     trainer.test(solver, datamodule=datamodule, ckpt_path=best, verbose=False)
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     if trainer.is_global_zero:
@@ -100,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_json(out / "metrics.json", {
             **metrics, "noise": datamodule.noise.label,
             "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "best_checkpoint": best,
-            "last_checkpoint": last_path,
+            "last_checkpoint": last_path or None,
             "epochs": trainer.current_epoch, "global_step": trainer.global_step, "fit_seconds": round(fit_s, 1),
             "data_wait_fraction": round(wait.fraction, 4), "test_size": datamodule.sizes["test"],
         })
