@@ -92,7 +92,8 @@ def test_ema_weights_are_validated_checkpointed_tested_and_resumed(tmp_path):
     for key in ("test/acc_seq", "test/acc_mean"):
         assert metrics[key] == pytest.approx(train_metrics[key], abs=1e-6)
     result = run(tmp_path, "train", *TINY[:-3], "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
-                 "ema_decay=0.5", "checkpoint.monitor=step", "checkpoint.mode=min", f"ckpt_path={train_metrics['last_checkpoint']}", "hydra.run.dir=ema2")
+                 "ema_decay=0.5", "checkpoint.monitor=step", "checkpoint.mode=min",
+                 f"ckpt_path={train_metrics['last_checkpoint']}", "hydra.run.dir=ema2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "ema2" / "metrics.json").read_text())["global_step"] == 3 * (256 // 32)
 
