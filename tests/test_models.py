@@ -28,7 +28,8 @@ def test_one_head_per_digit(model, num_digits, height, width):
     assert net(torch.rand(3, 1, height, width)).shape == (3, num_digits, 10)
 
 
-@pytest.mark.parametrize("name", ["multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires", "seed_cnn"])
+@pytest.mark.parametrize("name", ["multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires", "multihead_cnn_deep",
+                                  "seed_cnn"])
 def test_every_model_config_builds_from_the_data_config(name):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}", "data.render.num_digits=5"])
@@ -36,7 +37,9 @@ def test_every_model_config_builds_from_the_data_config(name):
     assert net(torch.rand(2, 1, 100, 110)).shape == (2, 5, 10)
     if name in ("multihead_cnn_large", "multihead_cnn_hires"):
         assert [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 32, 64, 128, 128]
-    if name == "multihead_cnn_hires":  # every column reaches the first convolution
+    if name == "multihead_cnn_deep":
+        assert [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 32, 48, 64, 128, 128]
+    if name in ("multihead_cnn_hires", "multihead_cnn_deep"):  # every column reaches the first convolution
         assert net.trunk[0].kernel_size == (4, 1)
 
 
