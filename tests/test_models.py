@@ -43,6 +43,17 @@ def test_every_model_config_builds_from_the_data_config(name):
         assert net.trunk[0].kernel_size == (4, 1)
 
 
+@pytest.mark.parametrize("name, kind, lr", [("adamw", torch.optim.AdamW, 0.003), ("sgd", torch.optim.SGD, 0.1)])
+def test_every_optimizer_config_builds_and_sets_the_schedules_peak(name, kind, lr):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"optimizer={name}"])
+    optimizer = hydra.utils.instantiate(cfg.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
+    assert type(optimizer) is kind and optimizer.defaults["lr"] == lr
+    if name == "sgd":
+        assert optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.9
+    assert cfg.scheduler.max_lr == lr
+
+
 def test_metrics_match_a_hand_computation():
     labels = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [9, 0, 1, 2], [3, 3, 3, 3]])
     preds = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 8], [0, 0, 1, 0], [3, 3, 3, 3]])
