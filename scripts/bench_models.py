@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from captcha_robustness.cli import CONFIG_DIR
 from captcha_robustness.machine import describe
 
-MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires"]
+MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires", "multihead_cnn_deep"]
 
 
 def build(name: str, device: str) -> torch.nn.Module:
