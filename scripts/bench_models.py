@@ -23,7 +23,8 @@ from hydra import compose, initialize_config_dir
 from captcha_robustness.cli import CONFIG_DIR
 from captcha_robustness.machine import describe
 
-MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires", "multihead_cnn_deep"]
+MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires", "multihead_cnn_deep",
+          "multihead_cnn_glimpse"]
 
 
 def build(name: str, device: str) -> torch.nn.Module:

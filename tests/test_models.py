@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from captcha_robustness.cli import CONFIG_DIR
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
-from captcha_robustness.models.multihead_cnn import MultiHeadCNN
+from captcha_robustness.models.multihead_cnn import GlimpseHeads, MultiHeadCNN
 from captcha_robustness.models.seed_cnn import SeedCNN
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import (CaptchaMetrics, CaptchaSolver, check_shifts, confidence,
@@ -29,7 +29,7 @@ def test_one_head_per_digit(model, num_digits, height, width):
 
 
 @pytest.mark.parametrize("name", ["multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires", "multihead_cnn_deep",
-                                  "seed_cnn"])
+                                  "multihead_cnn_glimpse", "seed_cnn"])
 def test_every_model_config_builds_from_the_data_config(name):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}", "data.render.num_digits=5"])
@@ -41,6 +41,38 @@ def test_every_model_config_builds_from_the_data_config(name):
         assert [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 32, 48, 64, 128, 128]
     if name in ("multihead_cnn_hires", "multihead_cnn_deep"):  # every column reaches the first convolution
         assert net.trunk[0].kernel_size == (4, 1)
+    if name == "multihead_cnn_glimpse":  # the deep trunk, ending at 7 x 14, read by 4 glimpses per digit
+        assert [m.out_channels for m in net.trunk if isinstance(m, torch.nn.Conv2d)] == [16, 32, 48, 64, 128, 128]
+        assert net.trunk(torch.rand(2, 1, 100, 110)).shape[2:] == (7, 14)
+        assert net.glimpse_heads.attend.out_channels == 5 * 4
+    else:
+        assert getattr(net, "glimpse_heads", None) is None
+
+
+def test_glimpse_model_parameter_count():
+    assert sum(p.numel() for p in MultiHeadCNN(input_pool=(4, 1), channels=(16, 32, 48, 64, 128, 128),
+                                               strides=((1, 2), 2, 1, 1, 2, 1), hidden=384,
+                                               glimpses=4).parameters()) == 475_530
+
+
+def test_glimpses_start_on_their_digits_slice_of_the_width():
+    heads = GlimpseHeads(channels=8, rows=3, cols=16, num_digits=4, glimpses=2, hidden=16, dropout=0.0)
+    torch.nn.init.zeros_(heads.attend.weight)  # so only the starting bias decides
+    weights = heads.attention(torch.rand(5, 8, 3, 16)).reshape(5, 4, 2, 3, 16)
+    assert torch.allclose(weights.sum((-2, -1)), torch.ones(5, 4, 2))
+    per_column = weights.sum(-2)  # (batch, digit, glimpse, column)
+    for digit in range(4):
+        assert (per_column[:, digit, :, 4 * digit:4 * digit + 4].sum(-1) > 0.5).all()
+
+
+def test_glimpse_heads_share_one_classifier_across_positions():
+    heads = GlimpseHeads(channels=8, rows=3, cols=16, num_digits=4, glimpses=2, hidden=16, dropout=0.0).eval()
+    with torch.no_grad():
+        for same_for_every_digit in (heads.position, heads.cell_bias, heads.attend.weight, heads.attend.bias):
+            same_for_every_digit.zero_()  # so every digit pools the same features the same way
+        logits = heads(torch.rand(5, 8, 3, 16))
+    assert logits.shape == (5, 4, 10)
+    assert torch.allclose(logits, logits[:, :1].expand(-1, 4, -1), atol=1e-6)
 
 
 @pytest.mark.parametrize("name, kind, lr", [("adamw", torch.optim.AdamW, 0.003), ("sgd", torch.optim.SGD, 0.1)])
@@ -79,11 +111,12 @@ def test_predictions_are_strings_with_a_whole_answer_confidence():
     assert confidence(logits).tolist() == pytest.approx([1.0, 0.125])  # ... 0.5 per head
 
 
-def test_a_few_hundred_steps_really_learn(tmp_path):
+@pytest.mark.parametrize("glimpses", [0, 4])
+def test_a_few_hundred_steps_really_learn(tmp_path, glimpses):
     pl.seed_everything(0)
     dm = CaptchaDataModule(Mnist5kDigits(), render={"num_digits": 2}, train_size=32 * 250, val_size=256,
                            test_size=512, batch_size=32)
-    solver = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2)
+    solver = CaptchaSolver({**MULTIHEAD, "glimpses": glimpses}, ADAMW, num_digits=2)
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
                          default_root_dir=tmp_path)
@@ -100,6 +133,12 @@ def test_a_few_hundred_steps_really_learn(tmp_path):
 def test_inconsistent_model_config_names_the_fields():
     with pytest.raises(ConfigError, match="^model.channels, model.strides: must have the same length"):
         MultiHeadCNN(channels=(8, 16), strides=(2,))
+
+
+@pytest.mark.parametrize("glimpses", [-1, 1.5, True])
+def test_bad_glimpses_name_the_field(glimpses):
+    with pytest.raises(ConfigError, match="^model.glimpses: must be an integer >= 0"):
+        MultiHeadCNN(glimpses=glimpses)
 
 
 def test_label_smoothing_softens_only_the_training_loss():
