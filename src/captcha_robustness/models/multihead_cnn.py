@@ -88,8 +88,10 @@ class MultiHeadCNN(nn.Module):
         self.trunk = nn.Sequential(*layers)
         with torch.no_grad():
             _, _, rows, cols = self.trunk(torch.zeros(1, 1, height, width)).shape
-        self.glimpse_heads = GlimpseHeads(cin, rows, cols, num_digits, glimpses, hidden, dropout) if glimpses else None
-        if not glimpses:
+        if glimpses:
+            self.glimpse_heads = GlimpseHeads(cin, rows, cols, num_digits, glimpses, hidden, dropout)
+        else:
+            self.glimpse_heads = None
             self.shared = nn.Sequential(nn.Linear(cin * rows * cols, hidden), nn.BatchNorm1d(hidden),
                                         nn.ReLU(inplace=True), nn.Dropout(dropout))
             self.heads = nn.ModuleList(nn.Linear(hidden, 10) for _ in range(num_digits))
