@@ -129,6 +129,8 @@ def test_bad_data_config():
         make_dm(augment={"elastic_alpha": 2, "elastic_cells": 1.5})
     with pytest.raises(ConfigError, match=r"data.augment.stroke: must be a number in \[0, 1\]"):
         make_dm(augment={"stroke": 1.5})
+    with pytest.raises(ConfigError, match=r"data.augment.padding_jitter: must be an integer in \[0, 20\]"):
+        make_dm(augment={"padding_jitter": 1.5})
     with pytest.raises(ConfigError, match="data.augment.shear: unknown field"):
         make_dm(augment={"shear": 5})
 
@@ -145,6 +147,20 @@ def test_elastic_augment_warps_training_captchas_only():
     assert 0.85 < ink_ratio < 1.15  # warped, not thinned or smeared
     again = collect(make_dm(noise=None, augment={"elastic_alpha": 3}, batch_size=5).train_dataloader())
     assert torch.equal(after["image"][:95], again["image"])  # deterministic whatever the batch
+
+
+def test_padding_jitter_moves_training_captchas_only():
+    plain, jittered = make_dm(noise=None), make_dm(noise=None, augment={"padding_jitter": 2})
+    for split in ("val", "test"):
+        assert torch.equal(collect(plain.dataloader(split))["image"], collect(jittered.dataloader(split))["image"])
+    before, after = collect(plain.train_dataloader()), collect(jittered.train_dataloader())
+    assert torch.equal(before["label"], after["label"])
+
+    def ink_rows(images: torch.Tensor) -> torch.Tensor:
+        return (images[:, 0] > 0.5).any(2).float().argmax(1)
+
+    moved = ink_rows(after["image"]) - ink_rows(before["image"])
+    assert (moved < 0).any() and (moved > 0).any() and moved.abs().max() <= 12
 
 
 def test_stroke_augment_changes_training_strokes_only():

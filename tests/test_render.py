@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +121,50 @@ def test_warped_digits_stay_inside_their_patch(splits):
     patches = _digit_patches(digits, pool.ink_center[index], params.scale.reshape(-1), params.angle_deg.reshape(-1),
                              size + 8, params.displacement.flatten(0, 1))
     assert _border(patches, 4).max() == 0
+
+
+def test_padding_jitter_draws_each_side_within_its_range(splits):
+    cfg, pool = RenderConfig(), splits.train
+    keys = rng.item_keys(7, torch.arange(2000))
+    plain = sample_params(keys, len(pool), cfg)
+    params = sample_params(keys, len(pool), cfg, Augment(padding_jitter=2))
+    assert plain.padding is None and params.padding.shape == (2000, 4)
+    assert torch.equal(params.digit_index, plain.digit_index) and torch.equal(params.overlap, plain.overlap)
+    for side in params.padding.T:  # uniform over 0..4 on every side: 400 expected per value
+        counts = torch.bincount(side, minlength=5)
+        assert len(counts) == 5 and counts.min() > 320 and counts.max() < 480
+    wide = sample_params(keys, len(pool), cfg, Augment(padding_jitter=3)).padding
+    assert wide.min() == 0 and wide.max() == 5 and (wide == 0).float().mean() > 0.25  # -1 counts as 0
+
+
+def test_jittered_padding_moves_and_sizes_the_content(splits):
+    cfg, pool = RenderConfig(), splits.test
+    size = patch_size(pool.images, cfg)
+    params = sample_params(rng.item_keys(2, torch.arange(64)), len(pool), cfg)
+
+    def rendered(left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+        padding = torch.tensor([left, right, top, bottom]).expand(64, 4)
+        return render(pool, replace(params, padding=padding), cfg, size)[:, 0] > 0.5
+
+    def first_ink(ink: torch.Tensor, dim: int) -> torch.Tensor:
+        return ink.any(dim).float().argmax(1)
+
+    assert torch.equal(rendered(2, 2, 2, 2), render(pool, params, cfg, size)[:, 0] > 0.5)
+    left, right, top, bottom = rendered(0, 4, 2, 2), rendered(4, 0, 2, 2), rendered(2, 2, 0, 4), rendered(2, 2, 4, 0)
+    assert (first_ink(left, 1) + 2 <= first_ink(right, 1)).all()  # 4 source px of padding: 3-4 output columns
+    assert (first_ink(top, 2) + 6 <= first_ink(bottom, 2)).all()  # stretched ~2.5x vertically
+    shrunk = rendered(4, 4, 4, 4).float().mean() / rendered(0, 0, 0, 0).float().mean()
+    assert 0.55 < shrunk < 0.85  # more padding leaves less room for ink
+
+
+def test_jittered_captchas_do_not_depend_on_their_batch(splits):
+    cfg, pool = RenderConfig(), splits.train
+    augment = Augment(elastic_alpha=2, padding_jitter=3)
+    size = patch_size(pool.images, cfg, augment)
+    params = sample_params(rng.item_keys(4, torch.arange(40)), len(pool), cfg, augment)
+    batch = render(pool, params, cfg, size)
+    alone = torch.cat([render(pool, params[i:i + 1], cfg, size) for i in range(40)])
+    assert torch.equal(batch, alone)
 
 
 def test_restroke_thickens_and_thins_strokes(splits):

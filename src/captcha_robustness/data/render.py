@@ -68,24 +68,31 @@ class Augment:
       control points over the digit's patch, blended by a cubic B-spline;
     - stroke: each digit's strokes are thickened or thinned, as by another pen: the digit is
       blended with its 3x3 dilation (weight w > 0) or erosion (w < 0), w drawn uniformly in
-      [-stroke, stroke]."""
+      [-stroke, stroke];
+    - padding_jitter: each side of the crop gets its own padding, drawn uniformly from the
+      integers in [padding - padding_jitter, padding + padding_jitter] (below 0 counts as
+      0), so the stretched content moves and changes size a little, as a badly centred
+      CAPTCHA would."""
 
     elastic_alpha: float = 0.0
     elastic_cells: int = 6
     stroke: float = 0.0
+    padding_jitter: int = 0
 
     def __post_init__(self) -> None:
-        alpha, cells, stroke = self.elastic_alpha, self.elastic_cells, self.stroke
+        alpha, cells, stroke, jitter = self.elastic_alpha, self.elastic_cells, self.stroke, self.padding_jitter
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 8:
             raise ConfigError(f"data.augment.elastic_alpha: must be a number in [0, 8] pixels (got {alpha!r})")
         if isinstance(cells, bool) or not isinstance(cells, int) or not 2 <= cells <= 16:
             raise ConfigError(f"data.augment.elastic_cells: must be an integer in [2, 16] (got {cells!r})")
         if isinstance(stroke, bool) or not isinstance(stroke, (int, float)) or not 0 <= stroke <= 1:
             raise ConfigError(f"data.augment.stroke: must be a number in [0, 1] (got {stroke!r})")
+        if isinstance(jitter, bool) or not isinstance(jitter, int) or not 0 <= jitter <= 20:
+            raise ConfigError(f"data.augment.padding_jitter: must be an integer in [0, 20] pixels (got {jitter!r})")
 
     @property
     def active(self) -> bool:
-        return self.elastic_alpha > 0 or self.stroke > 0
+        return self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,9 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
 class CaptchaParams:
     """The random choices behind a batch of CAPTCHAs, all (B, num_digits) except overlap
     (B, num_digits - 1), the elastic control-point offsets, in source pixels,
-    (B, num_digits, 2, cells, cells) or None, and the stroke weights (B, num_digits) or None."""
+    (B, num_digits, 2, cells, cells) or None, the stroke weights (B, num_digits) or None, and
+    the crop's padding per side, int64 (B, 4) as left, right, top, bottom, or None (the
+    config's padding on every side)."""
 
     digit_index: torch.Tensor
     scale: torch.Tensor
@@ -181,35 +190,46 @@ class CaptchaParams:
     overlap: torch.Tensor
     displacement: torch.Tensor | None = None
     stroke: torch.Tensor | None = None
+    padding: torch.Tensor | None = None
 
     def __getitem__(self, rows: slice) -> CaptchaParams:
-        displacement = None if self.displacement is None else self.displacement[rows]
-        stroke = None if self.stroke is None else self.stroke[rows]
+        def part(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x[rows]
+
         return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
-                             displacement, stroke)
+                             part(self.displacement), part(self.stroke), part(self.padding))
+
+    def max_padding(self, cfg: RenderConfig) -> int:
+        """The largest padding of any side of any CAPTCHA here, which sizes the canvas."""
+        return cfg.padding if self.padding is None else int(self.padding.max())
 
 
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
     """Draw each CAPTCHA's digits and geometry from its own key. The augments' draws come from
-    words after those (elastic offsets, then stroke weights), so an augmented CAPTCHA has the
-    same digits, scales, angles and overlaps."""
+    words after those (elastic offsets, then stroke weights, then paddings), so an augmented
+    CAPTCHA has the same digits, scales, angles and overlaps."""
     n = cfg.num_digits
     cells = augment.elastic_cells
     elastic = 2 * n * cells * cells if augment.elastic_alpha > 0 else 0
-    words = rng.random_words(keys, 4 * n + elastic + (n if augment.stroke > 0 else 0))
+    strokes = n if augment.stroke > 0 else 0
+    jitter = augment.padding_jitter
+    words = rng.random_words(keys, 4 * n + elastic + strokes + (4 if jitter else 0))
     unit = rng.words_to_unit(words[:, n:]).float()
     digit_index = ((words[:, :n] >> 1) & ((1 << 62) - 1)) % pool_size
     scale = cfg.scale_min + unit[:, :n] * (cfg.scale_max - cfg.scale_min)
     angle = cfg.rotation_min + unit[:, n:2 * n] * (cfg.rotation_max - cfg.rotation_min)
     span = cfg.overlap_max - cfg.overlap_min + 1
     overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
-    displacement = stroke = None
+    displacement = stroke = padding = None
     if elastic:
         offsets = unit[:, 3 * n:3 * n + elastic] * 2 - 1
         displacement = offsets.mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
-    if augment.stroke > 0:
-        stroke = (unit[:, 3 * n + elastic:] * 2 - 1).mul_(augment.stroke)
-    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke)
+    if strokes:
+        stroke = (unit[:, 3 * n + elastic:3 * n + elastic + strokes] * 2 - 1).mul_(augment.stroke)
+    if jitter:
+        steps = (unit[:, 3 * n + elastic + strokes:] * (2 * jitter + 1)).long().clamp_(max=2 * jitter)
+        padding = steps.add_(cfg.padding - jitter).clamp_(min=0)
+    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke, padding)
 
 
 def _restroke(digits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -306,18 +326,19 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     """
     b = params.digit_index.shape[0]
     device = pool.images.device
-    canvas_h = _canvas_height(patch, cfg.padding)
+    max_pad = params.max_padding(cfg)
+    canvas_h = _canvas_height(patch, max_pad)
     step = max(b, 1) if device.type != "cpu" else chunk
     columns = torch.empty(b, canvas_h, cfg.width, device=device)
     crop_h = torch.empty(b, 1, dtype=torch.int64, device=device)
     for start in range(0, b, step):
         part = slice(start, start + step)
-        crop_h[part] = _stretch_columns(pool, params[part], cfg, patch, out=columns[part])
+        crop_h[part] = _stretch_columns(pool, params[part], cfg, patch, max_pad, out=columns[part])
     images = _resize_rows(columns.view(b * canvas_h, cfg.width), crop_h, canvas_h, cfg.height)
     return images.view(b, 1, cfg.height, cfg.width)
 
 
-def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int,
+def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int, max_pad: int,
                      out: torch.Tensor) -> torch.Tensor:
     """Lay out and composite each CAPTCHA's digits, then stretch its crop to the output width:
     writes `out` (B, canvas height, width) and returns the crop heights (B, 1) that the
@@ -346,20 +367,24 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     advance = width[:, :-1] - params.overlap
     ink_x = torch.cat([torch.zeros_like(width[:, :1]), advance.cumsum(1)], 1)
     ink_y = -torch.div(height + 1, 2, rounding_mode="floor")
-    pad = cfg.padding
-    crop_x0 = ink_x.amin(1, keepdim=True) - pad
-    crop_y0 = ink_y.amin(1, keepdim=True) - pad
-    crop_w = (ink_x + width).amax(1, keepdim=True) + pad - crop_x0
-    crop_h = (ink_y + height).amax(1, keepdim=True) + pad - crop_y0
+    if params.padding is None:
+        pad_left = pad_right = pad_top = pad_bottom = cfg.padding
+    else:
+        pad_left, pad_right, pad_top, pad_bottom = params.padding.split(1, dim=1)
+    crop_x0 = ink_x.amin(1, keepdim=True) - pad_left
+    crop_y0 = ink_y.amin(1, keepdim=True) - pad_top
+    crop_w = (ink_x + width).amax(1, keepdim=True) + pad_right - crop_x0
+    crop_h = (ink_y + height).amax(1, keepdim=True) + pad_bottom - crop_y0
 
-    # A fixed-size canvas in crop coordinates (its size depends only on the config and patch
-    # size, never on the batch) holds every ink pixel. It is stored column-major,
-    # (canvas_w, canvas_h), so that both resizing steps gather whole rows. Patch pixels
+    # A fixed-size canvas in crop coordinates (its size depends only on the config, the patch
+    # size and the batch's largest padding, never on the digits; a larger one leaves the result
+    # unchanged) holds every ink pixel. It is stored column-major, (canvas_w, canvas_h), so
+    # that both resizing steps gather whole rows. Patch pixels
     # outside the ink boxes are zero and may land anywhere around the canvas, harmlessly under
     # max-compositing: a margin of one patch (whole columns) on either side keeps them in the
     # CAPTCHA's own buffer row. One row per CAPTCHA lets the scatter run on every core.
-    canvas_h = _canvas_height(patch, pad)
-    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * pad
+    canvas_h = _canvas_height(patch, max_pad)
+    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * max_pad
     margin_cols = math.ceil((patch + 1) * (canvas_h + 1) / canvas_h)
     row_cols = canvas_w + 2 * margin_cols
     origin_x = ink_x - left - crop_x0 + margin_cols  # buffer column of each patch's left edge
