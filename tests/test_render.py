@@ -165,6 +165,7 @@ def test_jittered_captchas_do_not_depend_on_their_batch(splits):
     batch = render(pool, params, cfg, size)
     alone = torch.cat([render(pool, params[i:i + 1], cfg, size) for i in range(40)])
     assert torch.equal(batch, alone)
+    assert render(pool, params[:0], cfg, size).shape == (0, 1, 100, 110)
 
 
 def test_restroke_thickens_and_thins_strokes(splits):

@@ -201,7 +201,7 @@ class CaptchaParams:
 
     def max_padding(self, cfg: RenderConfig) -> int:
         """The largest padding of any side of any CAPTCHA here, which sizes the canvas."""
-        return cfg.padding if self.padding is None else int(self.padding.max())
+        return cfg.padding if self.padding is None or not len(self.padding) else int(self.padding.max())
 
 
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
@@ -379,10 +379,10 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     # A fixed-size canvas in crop coordinates (its size depends only on the config, the patch
     # size and the batch's largest padding, never on the digits; a larger one leaves the result
     # unchanged) holds every ink pixel. It is stored column-major, (canvas_w, canvas_h), so
-    # that both resizing steps gather whole rows. Patch pixels
-    # outside the ink boxes are zero and may land anywhere around the canvas, harmlessly under
-    # max-compositing: a margin of one patch (whole columns) on either side keeps them in the
-    # CAPTCHA's own buffer row. One row per CAPTCHA lets the scatter run on every core.
+    # that both resizing steps gather whole rows. Patch pixels outside the ink boxes are zero
+    # and may land anywhere around the canvas, harmlessly under max-compositing: a margin of
+    # one patch (whole columns) on either side keeps them in the CAPTCHA's own buffer row. One
+    # row per CAPTCHA lets the scatter run on every core.
     canvas_h = _canvas_height(patch, max_pad)
     canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * max_pad
     margin_cols = math.ceil((patch + 1) * (canvas_h + 1) / canvas_h)
