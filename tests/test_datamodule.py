@@ -135,12 +135,19 @@ def test_bad_data_config():
         make_dm(augment={"shear": 5})
 
 
-def test_elastic_augment_warps_training_captchas_only():
-    plain, warped = make_dm(noise=None), make_dm(noise=None, augment={"elastic_alpha": 3})
+def training_captchas_with(augment: dict) -> tuple[dict, dict]:
+    """Training CAPTCHAs without and with `augment`, after checking that it leaves val and
+    test CAPTCHAs and every training label as they were."""
+    plain, augmented = make_dm(noise=None), make_dm(noise=None, augment=augment)
     for split in ("val", "test"):
-        assert torch.equal(collect(plain.dataloader(split))["image"], collect(warped.dataloader(split))["image"])
-    before, after = collect(plain.train_dataloader()), collect(warped.train_dataloader())
-    assert torch.equal(before["label"], after["label"])  # the same digits, only warped
+        assert torch.equal(collect(plain.dataloader(split))["image"], collect(augmented.dataloader(split))["image"])
+    before, after = collect(plain.train_dataloader()), collect(augmented.train_dataloader())
+    assert torch.equal(before["label"], after["label"])  # the same digits, only changed
+    return before, after
+
+
+def test_elastic_augment_warps_training_captchas_only():
+    before, after = training_captchas_with({"elastic_alpha": 3})
     changed = (before["image"] - after["image"]).abs().amax((1, 2, 3))
     assert (changed > 0.3).all()
     ink_ratio = (after["image"] > 0.5).float().mean() / (before["image"] > 0.5).float().mean()
@@ -150,11 +157,7 @@ def test_elastic_augment_warps_training_captchas_only():
 
 
 def test_padding_jitter_moves_training_captchas_only():
-    plain, jittered = make_dm(noise=None), make_dm(noise=None, augment={"padding_jitter": 2})
-    for split in ("val", "test"):
-        assert torch.equal(collect(plain.dataloader(split))["image"], collect(jittered.dataloader(split))["image"])
-    before, after = collect(plain.train_dataloader()), collect(jittered.train_dataloader())
-    assert torch.equal(before["label"], after["label"])
+    before, after = training_captchas_with({"padding_jitter": 2})
 
     def ink_rows(images: torch.Tensor) -> torch.Tensor:
         return (images[:, 0] > 0.5).any(2).float().argmax(1)
@@ -164,11 +167,7 @@ def test_padding_jitter_moves_training_captchas_only():
 
 
 def test_stroke_augment_changes_training_strokes_only():
-    plain, restroked = make_dm(noise=None), make_dm(noise=None, augment={"stroke": 0.8})
-    for split in ("val", "test"):
-        assert torch.equal(collect(plain.dataloader(split))["image"], collect(restroked.dataloader(split))["image"])
-    before, after = collect(plain.train_dataloader()), collect(restroked.train_dataloader())
-    assert torch.equal(before["label"], after["label"])
+    before, after = training_captchas_with({"stroke": 0.8})
     ink_ratio = (after["image"] > 0.5).float().mean((1, 2, 3)) / (before["image"] > 0.5).float().mean((1, 2, 3))
     assert (ink_ratio > 1.1).any() and (ink_ratio < 0.9).any()  # some CAPTCHAs bolder, some finer
     assert 0.8 < ink_ratio.median() < 1.2
