@@ -246,3 +246,9 @@ def test_the_analysis_builds_on_a_tiny_sweep(sweep):
     assert not (cwd / "analysis3").exists()
     missing = run(cwd, "analyze", "predictions=nowhere.parquet", "out_dir=analysis2")
     assert missing.returncode == 2 and missing.stderr.strip() == "error: predictions: no such file or folder: nowhere.parquet"
+    clean = pd.read_parquet(root / "predictions.parquet").query("noise_type == 'gaussian' and noise_level == 0.2")
+    clean.assign(noise_type="none", noise_level=0.0).to_parquet(cwd / "clean.parquet")
+    clean_only = run(cwd, "analyze", "predictions=clean.parquet", "out_dir=analysis4")
+    assert clean_only.returncode == 2, clean_only.stderr[-3000:]
+    assert clean_only.stderr.strip() == "error: predictions: no noisy conditions; the regression needs noise levels above 0"
+    assert not (cwd / "analysis4").exists()

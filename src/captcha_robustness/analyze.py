@@ -102,7 +102,6 @@ def analyze(cfg: DictConfig) -> None:
     gallery, captchas = _count(cfg, "images.gallery", 100), _count(cfg, "images.damage_captchas", 10000)
     out = Path(cfg.out_dir) if cfg.out_dir else run_dir()
     table = load_predictions(paths)
-    out.mkdir(parents=True, exist_ok=True)
     table["model"] = model_labels(table)
     summary = summary_table(table)
     limits = thresholds(table, n_boot=cfg.bootstrap, seed=cfg.seed)
@@ -117,6 +116,7 @@ def analyze(cfg: DictConfig) -> None:
               "degradation.csv": degradation(table), "digit_errors.csv": digits, "position_errors.csv": positions,
               "confusions.csv": confusions, "pair_errors.csv": pair_errors(table, readings),
               "hardest.csv": hardest_captchas(table)}
+    out.mkdir(parents=True, exist_ok=True)  # only now: input the statistics refuse leaves no folder behind
     figures = [p.name for p in plots.accuracy_vs_level(summary.rename(columns={"model": "series"}), out)]
     image_figures, notes = image_outputs(table, tables, gallery, captchas, out)
     figures += image_figures

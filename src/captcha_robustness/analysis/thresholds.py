@@ -58,6 +58,10 @@ def curve_stats(levels: np.ndarray, successes: np.ndarray, counts: np.ndarray) -
     return crossing(levels, fitted), area
 
 
+THRESHOLD_COLUMNS = ["solver", "model_id", "noise_type", "level_50", "ci_low", "ci_high", "auc", "auc_ci_low",
+                     "auc_ci_high", "levels", "captchas", "boot_defined"]
+
+
 def thresholds(table: pd.DataFrame, n_boot: int = 200, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """One row per solver/model x noise type: level_50 and auc with percentile intervals from
     `n_boot` resamples of the CAPTCHAs (each CAPTCHA keeps all its levels together)."""
@@ -88,4 +92,4 @@ def thresholds(table: pd.DataFrame, n_boot: int = 200, seed: int = 0, alpha: flo
                      "level_50": level_50, "ci_low": low50, "ci_high": high50,
                      "auc": auc, "auc_ci_low": np.percentile(boot_auc, q[0]), "auc_ci_high": np.percentile(boot_auc, q[1]),
                      "levels": len(levels), "captchas": len(captcha_codes), "boot_defined": float(np.isfinite(boot_50).mean())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=THRESHOLD_COLUMNS)
