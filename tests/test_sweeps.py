@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
 from captcha_robustness.sweeps.stats import over_seeds, position_hits, summarize, wilson_interval
@@ -246,9 +247,28 @@ def test_the_analysis_builds_on_a_tiny_sweep(sweep):
     assert not (cwd / "analysis3").exists()
     missing = run(cwd, "analyze", "predictions=nowhere.parquet", "out_dir=analysis2")
     assert missing.returncode == 2 and missing.stderr.strip() == "error: predictions: no such file or folder: nowhere.parquet"
-    clean = pd.read_parquet(root / "predictions.parquet").query("noise_type == 'gaussian' and noise_level == 0.2")
-    clean.assign(noise_type="none", noise_level=0.0).to_parquet(cwd / "clean.parquet")
+
+    # Clean CAPTCHAs alone: two "models" on the same 50 CAPTCHAs, a misreading 12 and b 4 of
+    # them (3 shared), get everything but the noise-dependent parts, and McNemar's counts.
+    clean = (pd.read_parquet(root / "predictions.parquet").query("noise_type == 'gaussian' and noise_level == 0.2")
+             .assign(noise_type="none", noise_level=0.0))
+    ids = sorted(clean["captcha_id"])
+
+    def misreading(model_id: str, wrong: list[int]) -> pd.DataFrame:
+        hit = clean["captcha_id"].isin(wrong)
+        first = ((clean["label"].str[0].astype(int) + 1) % 10).astype(str)
+        return clean.assign(model_id=model_id, prediction=clean["label"].where(~hit, first + clean["label"].str[1:]),
+                            correct=~hit, n_correct=np.where(hit, 3, 4))
+
+    pd.concat([misreading("a", ids[:12]), misreading("b", ids[9:13])]).to_parquet(cwd / "clean.parquet")
     clean_only = run(cwd, "analyze", "predictions=clean.parquet", "out_dir=analysis4")
-    assert clean_only.returncode == 2, clean_only.stderr[-3000:]
-    assert clean_only.stderr.strip() == "error: predictions: no noisy conditions; the regression needs noise levels above 0"
-    assert not (cwd / "analysis4").exists()
+    assert clean_only.returncode == 0, clean_only.stderr[-3000:]
+    written = {p.name for p in (cwd / "analysis4").iterdir()}
+    assert written == {"summary.csv", "comparisons.csv", "digit_errors.csv", "position_errors.csv", "confusions.csv",
+                       "pair_errors.csv", "hardest.csv", "gallery.png", "report.md"}
+    (pair,) = pd.read_csv(cwd / "analysis4" / "comparisons.csv").itertuples()
+    assert (pair.n, pair.acc_a, pair.acc_b, pair.a_only, pair.b_only) == (50, 0.76, 0.92, 1, 9)
+    assert pair.p_value == pytest.approx(binomtest(1, 10).pvalue)
+    report = (cwd / "analysis4" / "report.md").read_text()
+    assert "Clean CAPTCHAs only: the thresholds, the regression" in report and "## Paired comparisons" in report
+    assert "## Robustness thresholds" not in report and "## Logistic regression" not in report

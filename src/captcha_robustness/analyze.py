@@ -8,6 +8,8 @@ Writes into out_dir the tables summary, thresholds, logit (+ logit.txt), logit_q
 logit_lr_tests, marginal_effects, comparisons, degradation, digit_errors, position_errors,
 confusions, pair_errors, hardest (.csv); where the jobs' configs are found, gallery.png and
 the damage / security tables; accuracy_vs_level.png, accuracy_vs_damage.png and report.md.
+Tables of clean CAPTCHAs alone (no noise level above 0) get everything that does not need
+noise: summary, comparisons, the error tables, hardest, gallery.png and report.md.
 """
 
 from __future__ import annotations
@@ -76,8 +78,11 @@ def _count(cfg: DictConfig, field: str, maximum: int) -> int:
 def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery: int, captchas: int,
                   out: Path) -> tuple[list[str], list[str]]:
     """(figures, notes): gallery.png, and damage.csv, security.csv, security_thresholds.csv
-    and accuracy_vs_damage.png (added to `tables`), which re-render CAPTCHAs from the jobs'
-    configs; the notes say what was skipped and why."""
+    and accuracy_vs_damage.png (added to `tables`; only with noisy conditions, whose
+    thresholds.csv they need), which re-render CAPTCHAs from the jobs' configs; the notes say
+    what was skipped and why."""
+    noisy = "thresholds.csv" in tables
+    captchas = captchas if noisy else 0
     if not (gallery or captchas):
         return [], []
     renderer = Renderer.of(table)
@@ -85,7 +90,7 @@ def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery:
         return [], ["Gallery and image damage skipped: no job config (.hydra/config.yaml) of these rows was found."]
     figures = []
     if gallery:
-        mids = mid_levels(table, tables["thresholds.csv"])
+        mids = mid_levels(table, tables["thresholds.csv"]) if noisy else {}
         save_gallery(table, tables["hardest.csv"], renderer, mids, out / "gallery.png", count=gallery)
         figures.append("gallery.png")
     if captchas:
@@ -97,6 +102,20 @@ def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery:
     return figures, []
 
 
+def noise_statistics(table: pd.DataFrame, cfg: DictConfig) -> tuple[dict[str, pd.DataFrame], dict | None]:
+    """The tables that need noise levels above 0 (thresholds, the regression, degradation) and
+    the regression's results; ({}, None) for clean CAPTCHAs alone."""
+    if not (table["noise_level"] > 0).any():
+        return {}, None
+    limits = thresholds(table, n_boot=cfg.bootstrap, seed=cfg.seed)
+    limits.insert(2, "model", limits["model_id"].map(table.groupby("model_id")["model"].first()))
+    logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds,
+                    digit_terms=bool(cfg.logit.digit_terms))
+    return {"thresholds.csv": limits, "logit.csv": logit["coefficients"], "logit_quality.csv": logit["quality"],
+            "logit_lr_tests.csv": logit["lr_tests"], "marginal_effects.csv": logit["marginal_effects"],
+            "degradation.csv": degradation(table)}, logit
+
+
 def analyze(cfg: DictConfig) -> None:
     paths = list(cfg.predictions) if isinstance(cfg.predictions, ListConfig) else [cfg.predictions]
     gallery, captchas = _count(cfg, "images.gallery", 100), _count(cfg, "images.damage_captchas", 10000)
@@ -104,29 +123,29 @@ def analyze(cfg: DictConfig) -> None:
     table = load_predictions(paths)
     table["model"] = model_labels(table)
     summary = summary_table(table)
-    limits = thresholds(table, n_boot=cfg.bootstrap, seed=cfg.seed)
-    limits.insert(2, "model", limits["model_id"].map(table.groupby("model_id")["model"].first()))
-    logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds,
-                    digit_terms=bool(cfg.logit.digit_terms))
+    noise_tables, logit = noise_statistics(table, cfg)
     readings = digit_readings(table)
     digits, positions, confusions = digit_and_position_errors(table, readings)
-    tables = {"summary.csv": summary, "thresholds.csv": limits, "logit.csv": logit["coefficients"],
-              "logit_quality.csv": logit["quality"], "logit_lr_tests.csv": logit["lr_tests"],
-              "marginal_effects.csv": logit["marginal_effects"], "comparisons.csv": comparisons(table),
-              "degradation.csv": degradation(table), "digit_errors.csv": digits, "position_errors.csv": positions,
-              "confusions.csv": confusions, "pair_errors.csv": pair_errors(table, readings),
-              "hardest.csv": hardest_captchas(table)}
+    tables = {"summary.csv": summary, **noise_tables, "comparisons.csv": comparisons(table),
+              "digit_errors.csv": digits, "position_errors.csv": positions, "confusions.csv": confusions,
+              "pair_errors.csv": pair_errors(table, readings), "hardest.csv": hardest_captchas(table)}
+    notes = [] if logit else ["Clean CAPTCHAs only: the thresholds, the regression, degradation and image damage "
+                              "need noise levels above 0, so those sections are left out."]
     out.mkdir(parents=True, exist_ok=True)  # only now: input the statistics refuse leaves no folder behind
-    figures = [p.name for p in plots.accuracy_vs_level(summary.rename(columns={"model": "series"}), out)]
-    image_figures, notes = image_outputs(table, tables, gallery, captchas, out)
+    figures = []
+    if logit:
+        figures += [p.name for p in plots.accuracy_vs_level(summary.rename(columns={"model": "series"}), out)]
+    image_figures, image_notes = image_outputs(table, tables, gallery, captchas, out)
     figures += image_figures
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
-    write_text(out / "logit.txt", "\n\n".join(f.summary_text() for f in logit["fits"]) + "\n")
-    write_report(out / "report.md", tables, logit, figures, sources=paths, rows=len(table), notes=notes)
-    print(f"analysed {len(table):,} rows; wrote {', '.join([*tables, 'logit.txt', *figures, 'report.md'])} "
-          f"into {out}")
+    written = [*tables, *figures]
+    if logit:
+        write_text(out / "logit.txt", "\n\n".join(f.summary_text() for f in logit["fits"]) + "\n")
+        written.append("logit.txt")
+    write_report(out / "report.md", tables, logit, figures, sources=paths, rows=len(table), notes=notes + image_notes)
+    print(f"analysed {len(table):,} rows; wrote {', '.join([*written, 'report.md'])} into {out}")
 
 
 main = hydra_entry("analyze", analyze)

@@ -46,9 +46,11 @@ def comparison_readings(comparisons: pd.DataFrame, shown: int = 3) -> list[str]:
     significant = comparisons[comparisons["p_holm"] < 0.05]
     lines = [f"- {len(significant)} of {len(comparisons)} paired comparisons differ at Holm-adjusted p < 0.05."]
     for row in comparisons.head(shown).itertuples():
-        where = f"{row.noise_type} {row.noise_level:g}" + (f", {row.model}" if pd.notna(row.model) else "")
-        lines.append(f"- {row.a} vs {row.b} ({where}): accuracy {row.acc_a:.3f} vs {row.acc_b:.3f}, difference "
-                     f"{row.diff:+.3f} (95% CI {row.diff_ci_low:+.3f} to {row.diff_ci_high:+.3f}) on {row.n:,} CAPTCHAs.")
+        where = ("clean" if row.noise_level == 0 else f"{row.noise_type} {row.noise_level:g}") + (
+            f", {row.model}" if pd.notna(row.model) else "")
+        lines.append(f"- {row.a} vs {row.b} ({where}): accuracy {row.acc_a:.4f} vs {row.acc_b:.4f}, difference "
+                     f"{row.diff:+.4f} (95% CI {row.diff_ci_low:+.4f} to {row.diff_ci_high:+.4f}) on {row.n:,} "
+                     f"CAPTCHAs; {row.a_only:,} vs {row.b_only:,} solved by one side only, p_holm {row.p_holm:.3g}.")
     return lines
 
 
@@ -86,24 +88,11 @@ def _head(frame: pd.DataFrame, rows: int, name: str) -> list[str]:
     return [markdown(frame.head(rows)), f"(First {rows} of {len(frame):,} rows; all in {name}.)"]
 
 
-def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict, figures: list[str], *,
-                 sources: list[str], rows: int, notes: list[str]) -> None:
-    summary, limits = tables["summary.csv"], tables["thresholds.csv"]
-    quality, lr = logit["quality"], logit["lr_tests"]
+def noise_sections(tables: dict[str, pd.DataFrame], logit: dict) -> list[str]:
+    """The thresholds and regression sections (tables with noise levels above 0)."""
+    limits, quality, lr = tables["thresholds.csv"], logit["quality"], logit["lr_tests"]
     best = quality.set_index("spec").loc[logit["best"]]
-    clean = summary[summary["noise_level"] == 0].drop_duplicates("model_id")
-    figure = lambda name: [f"![{name}]({name})"] if name in figures else []  # noqa: E731
     parts = [
-        "# Analysis of CAPTCHA predictions",
-        f"Sources: {', '.join(map(str, sources))}; {rows:,} rows, "
-        f"{summary['model_id'].nunique()} solver/model(s), {summary['noise_type'].nunique()} noise type(s).",
-        *notes,
-        "## Accuracy by condition (summary.csv)",
-        "Clean whole-CAPTCHA accuracy: " + ("; ".join(f"{r.model} {r.acc_seq:.3f}" for r in clean.itertuples())
-                                           or "no clean condition tested") + ".",
-        markdown(summary[["model", "noise_type", "noise_level", "n", "acc_seq", "acc_seq_ci_low", "acc_seq_ci_high",
-                          "acc_mean", "digits_right"]]),
-        *[f"![{name}]({name})" for name in figures if name.startswith("accuracy_vs_level")],
         "## Robustness thresholds (thresholds.csv)",
         "The noise level at which whole-CAPTCHA accuracy falls to 50% (non-increasing fit of accuracy against "
         "level), with 95% intervals from a bootstrap over CAPTCHAs; `auc` is the mean accuracy over the level range.",
@@ -122,6 +111,38 @@ def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict, figur
                   markdown(lr)]
     parts += [f"Average marginal effects in the `{logit['best']}` specification (marginal_effects.csv):",
               markdown(logit["marginal_effects"])]
+    return parts
+
+
+def degradation_section(degradation: pd.DataFrame) -> list[str]:
+    return ["## Degradation from each CAPTCHA's clean reading (degradation.csv)",
+            "Each noisy reading against the same model's reading of the same CAPTCHA without noise: `broken` is "
+            "the share of clean-solved CAPTCHAs that fail, `fixed` the share of clean-failed ones that succeed, "
+            "`digits_lost` the mean drop in digits right.",
+            "\n".join(degradation_readings(degradation)) or "No clean (level 0) readings to compare with.",
+            *_head(degradation, 40, "degradation.csv")]
+
+
+def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict | None, figures: list[str], *,
+                 sources: list[str], rows: int, notes: list[str]) -> None:
+    """`logit` None (clean CAPTCHAs alone): no thresholds, regression or degradation sections."""
+    summary = tables["summary.csv"]
+    clean = summary[summary["noise_level"] == 0].drop_duplicates("model_id")
+    figure = lambda name: [f"![{name}]({name})"] if name in figures else []  # noqa: E731
+    parts = [
+        "# Analysis of CAPTCHA predictions",
+        f"Sources: {', '.join(map(str, sources))}; {rows:,} rows, "
+        f"{summary['model_id'].nunique()} solver/model(s), {summary['noise_type'].nunique()} noise type(s).",
+        *notes,
+        "## Accuracy by condition (summary.csv)",
+        "Clean whole-CAPTCHA accuracy: " + ("; ".join(f"{r.model} {r.acc_seq:.3f}" for r in clean.itertuples())
+                                           or "no clean condition tested") + ".",
+        markdown(summary[["model", "noise_type", "noise_level", "n", "acc_seq", "acc_seq_ci_low", "acc_seq_ci_high",
+                          "acc_mean", "digits_right"]]),
+        *[f"![{name}]({name})" for name in figures if name.startswith("accuracy_vs_level")],
+    ]
+    if logit is not None:
+        parts += noise_sections(tables, logit)
     comparisons = tables["comparisons.csv"]
     comparisons = comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index)
     parts += ["## Paired comparisons (comparisons.csv)",
@@ -131,13 +152,8 @@ def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict, figur
               "over the whole table (`p_holm`).",
               "\n".join(comparison_readings(comparisons)),
               *_head(comparisons, 20, "comparisons.csv")]
-    degradation = tables["degradation.csv"]
-    parts += ["## Degradation from each CAPTCHA's clean reading (degradation.csv)",
-              "Each noisy reading against the same model's reading of the same CAPTCHA without noise: `broken` is "
-              "the share of clean-solved CAPTCHAs that fail, `fixed` the share of clean-failed ones that succeed, "
-              "`digits_lost` the mean drop in digits right.",
-              "\n".join(degradation_readings(degradation)) or "No clean (level 0) readings to compare with.",
-              *_head(degradation, 40, "degradation.csv")]
+    if "degradation.csv" in tables:
+        parts += degradation_section(tables["degradation.csv"])
     parts += ["## Hardest digits, positions and pairs (digit_errors.csv, position_errors.csv, pair_errors.csv, "
               "confusions.csv)",
               "Error rates pooled over every condition a model was tested in; 95% intervals clustered by CAPTCHA. "
