@@ -47,6 +47,22 @@ def test_eval_from_the_checkpoint_alone_reproduces_the_test_metrics(trained):
     assert table["confidence"].between(0, 1).all() and table["error"].isna().all()
 
 
+def test_an_ensemble_of_a_checkpoint_with_itself_reads_as_the_checkpoint(trained, tmp_path):
+    cwd, _ = trained
+    ckpt = json.loads((cwd / "run1" / "metrics.json").read_text())["best_checkpoint"]
+    for name, paths in (("alone", ckpt), ("ensemble", f"[{ckpt},{ckpt}]")):
+        result = run(cwd, "evaluate", f"ckpt_path={paths}", "data.test_size=96", f"hydra.run.dir={name}")
+        assert result.returncode == 0, result.stderr[-3000:]
+    metrics, single = (json.loads((cwd / name / "metrics.json").read_text()) for name in ("ensemble", "alone"))
+    assert metrics["ckpt_path"] == [ckpt, ckpt]
+    for key in ("test/acc_seq", "test/acc_mean", "test/acc_digit_3"):
+        assert metrics[key] == pytest.approx(single[key], abs=1e-6)
+    table, alone = (pd.read_parquet(cwd / name / "predictions.parquet") for name in ("ensemble", "alone"))
+    assert table["prediction"].tolist() == alone["prediction"].tolist()
+    assert (table["model_id"] == f"{single['model_id']} + {single['model_id']}").all()
+    assert_one_line_error(run(tmp_path, "evaluate", "ckpt_path=[]"), "ckpt_path")
+
+
 def test_eval_under_noise_changes_only_the_noise(trained):
     cwd, _ = trained
     ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"

@@ -183,11 +183,25 @@ def test_test_shifts_average_the_softmax_of_the_shifted_copies():
     with torch.no_grad():
         plain = solver(images)
         solver.test_shifts = [(0, 0)]  # a copy identical to the image: the same prediction
-        assert torch.allclose(solver.averaged_over_shifts(images), plain.log_softmax(-1), atol=1e-5)
+        assert torch.allclose(solver.averaged_reading(images), plain.log_softmax(-1), atol=1e-5)
         solver.test_shifts = [(0, 3), (-2, 0)]
         by_hand = (plain.softmax(-1) + solver(shifted(images, 0, 3)).softmax(-1)
                    + solver(shifted(images, -2, 0)).softmax(-1)) / 3
-        assert torch.allclose(solver.averaged_over_shifts(images).exp(), by_hand, atol=1e-6)
+        assert torch.allclose(solver.averaged_reading(images).exp(), by_hand, atol=1e-6)
+
+
+def test_test_members_average_every_network_over_every_copy():
+    torch.manual_seed(0)
+    solver, other = (CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2).eval() for _ in range(2))
+    images = torch.rand(4, 1, 100, 110)
+    with torch.no_grad():
+        solver.test_members.append(other.model)
+        by_hand = (solver(images).softmax(-1) + other(images).softmax(-1)) / 2
+        assert torch.allclose(solver.averaged_reading(images).exp(), by_hand, atol=1e-6)
+        solver.test_shifts = [(0, 3)]
+        copy = shifted(images, 0, 3)
+        by_hand = sum(net(x).softmax(-1) for net in (solver, other) for x in (images, copy)) / 4
+        assert torch.allclose(solver.averaged_reading(images).exp(), by_hand, atol=1e-6)
 
 
 @pytest.mark.parametrize("shifts", [3, [[1]], [[0, 1.5]], [[0, 110]], [[True, 0]]])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pandas as pd
@@ -56,18 +57,40 @@ def test_datamodule(cfg: DictConfig) -> CaptchaDataModule:
     return datamodule
 
 
+def plain(value: Any) -> Any:
+    """A config value as plain Python (lists and dicts out of OmegaConf)."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def checkpoint_paths(value: Any) -> list[Any]:
+    """`ckpt_path`: one path, or a non-empty list of paths (an ensemble), as a list."""
+    paths = plain(value)
+    if not isinstance(paths, list):
+        return [paths]
+    if not paths or not all(isinstance(path, str) for path in paths):
+        raise ConfigError(f"ckpt_path: must be a path to a .ckpt written by captcha-train, or a list of them for an "
+                          f"ensemble, e.g. 'ckpt_path=[a.ckpt,b.ckpt]' (got {paths!r})")
+    return paths
+
+
 def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
-    solver = load_solver(cfg.ckpt_path)
+    paths = checkpoint_paths(cfg.ckpt_path)
+    solvers = [load_solver(path) for path in paths]
     render = OmegaConf.to_container(cfg.data.render, resolve=True)
-    check_compatible(solver, render)
-    shifts = OmegaConf.to_container(cfg.test_shifts) if OmegaConf.is_config(cfg.test_shifts) else cfg.test_shifts
-    solver.test_shifts = check_shifts(shifts, render["height"], render["width"])
+    for member in solvers:
+        check_compatible(member, render)
+    solver = solvers[0]
+    solver.test_members.extend(member.model for member in solvers[1:])
+    solver.test_shifts = check_shifts(plain(cfg.test_shifts), render["height"], render["width"])
     datamodule = test_datamodule(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
     trainer.test(solver, datamodule=datamodule, verbose=False)
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-    table = predictions_table(solver, model_id=cfg.model_id or default_model_id(cfg.ckpt_path),
+    table = predictions_table(solver, model_id=cfg.model_id or " + ".join(map(default_model_id, paths)),
                               noise_type=datamodule.noise.label, seed=cfg.seed)
+    train_noises = dict.fromkeys(str((member.hparams.data_info or {}).get("train_noise")) for member in solvers)
+    if len(train_noises) > 1:
+        table["train_noise"] = " + ".join(train_noises)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     save_confusion(solver, out, png=cfg.confusion_png if cfg.confusion_png is not None else not in_sweep)
     return table, metrics
@@ -95,8 +118,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         table.to_parquet(tmp, index=False)
     write_json(out / "metrics.json", {
         **metrics, "solver": solver_name, "model_id": str(table["model_id"].iloc[0]),
-        "ckpt_path": cfg.ckpt_path, "noise": str(table["noise_type"].iloc[0]),
-        **({"test_shifts": OmegaConf.to_container(cfg.test_shifts)} if solver_name == "cnn" else {}),
+        "ckpt_path": plain(cfg.ckpt_path), "noise": str(table["noise_type"].iloc[0]),
+        **({"test_shifts": plain(cfg.test_shifts)} if solver_name == "cnn" else {}),
         "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "test_size": len(table),
     })
     print("\n".join(summary_lines(metrics, out, None)))

@@ -101,23 +101,28 @@ class CaptchaSolver(pl.LightningModule):
         self.metrics = torch.nn.ModuleDict({f"{stage}_set": CaptchaMetrics(num_digits) for stage in STAGES})
         self.confusion = torch.nn.ModuleList(MulticlassConfusionMatrix(num_classes=10) for _ in range(num_digits))
         self.test_records: list[dict[str, torch.Tensor]] = []
-        # Test-time augmentation (captcha-eval's `test_shifts`): (dy, dx) pixel shifts whose
-        # copies of each test image are read along with the image itself.
+        # Test-time averaging (captcha-eval): `test_shifts`, (dy, dx) pixel shifts whose copies
+        # of each test image are read along with the image itself, and `test_members`, more
+        # networks (an ensemble) that read the image and every copy too.
         self.test_shifts: list[tuple[int, int]] = []
+        self.test_members = torch.nn.ModuleList()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
-    def averaged_over_shifts(self, images: torch.Tensor) -> torch.Tensor:
-        """Log of the softmax averaged over the image and its `test_shifts` copies, used as
-        logits: argmax, softmax and cross-entropy read it as the averaged prediction."""
+    def averaged_reading(self, images: torch.Tensor) -> torch.Tensor:
+        """Log of the softmax averaged over the image and its `test_shifts` copies, as read by
+        this network and its `test_members`, used as logits: argmax, softmax and cross-entropy
+        read it as the averaged prediction."""
         copies = [images] + [shifted(images, dy, dx) for dy, dx in self.test_shifts]
-        probs = torch.stack([self(copy).float().softmax(-1) for copy in copies]).mean(0)
+        networks = [self.model, *self.test_members]
+        probs = torch.stack([net(copy).float().softmax(-1) for net in networks for copy in copies]).mean(0)
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images = batch["image"]
-        logits = self.averaged_over_shifts(images) if stage == "test" and self.test_shifts else self(images)
+        averaged = stage == "test" and (self.test_shifts or len(self.test_members))
+        logits = self.averaged_reading(images) if averaged else self(images)
         # Cross-entropy averaged over heads (and the batch).
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1), label_smoothing=smoothing)
