@@ -14,6 +14,8 @@ import pytest
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
+from captcha_robustness.analysis.images import Renderer
+from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.sweeps.stats import over_seeds, position_hits, summarize, wilson_interval
 from clitools import run
 
@@ -265,10 +267,22 @@ def test_the_analysis_builds_on_a_tiny_sweep(sweep):
     assert clean_only.returncode == 0, clean_only.stderr[-3000:]
     written = {p.name for p in (cwd / "analysis4").iterdir()}
     assert written == {"summary.csv", "comparisons.csv", "digit_errors.csv", "position_errors.csv", "confusions.csv",
-                       "pair_errors.csv", "hardest.csv", "gallery.png", "report.md"}
+                       "pair_errors.csv", "hardest.csv", "source_digits.csv", "gallery.png", "report.md"}
     (pair,) = pd.read_csv(cwd / "analysis4" / "comparisons.csv").itertuples()
     assert (pair.n, pair.acc_a, pair.acc_b, pair.a_only, pair.b_only) == (50, 0.76, 0.92, 1, 9)
     assert pair.p_value == pytest.approx(binomtest(1, 10).pvalue)
+    # The test digits behind those misread first digits: their values, and the pool's labels.
+    sources = pd.read_csv(cwd / "analysis4" / "source_digits.csv")
+    for model, wrong in (("cnn a", ids[:12]), ("cnn b", ids[9:13])):
+        rows = sources[sources["model"] == model]
+        first_digits = clean.loc[clean["captcha_id"].isin(wrong), "label"].str[0].astype(int).value_counts()
+        assert rows.groupby("digit")["errors"].sum().to_dict() == first_digits.to_dict()
+        assert (rows["readings"] >= rows["errors"]).all()
+    assert (Mnist5kDigits().load().test.labels.numpy()[sources["test_digit"]] == sources["digit"]).all()
+    renderer = Renderer.of(clean.assign(sweep=str(root)))  # the job configs, found from this process's folder
+    assert renderer.test_digits(clean).shape == (50, 4)
+    assert renderer.test_digits(clean.assign(label=clean["label"].str[::-1])) is None  # not these digits
     report = (cwd / "analysis4" / "report.md").read_text()
     assert "Clean CAPTCHAs only: the thresholds, the regression" in report and "## Paired comparisons" in report
+    assert "## The test digits behind the errors" in report
     assert "## Robustness thresholds" not in report and "## Logistic regression" not in report

@@ -6,10 +6,11 @@ report.
 
 Writes into out_dir the tables summary, thresholds, logit (+ logit.txt), logit_quality,
 logit_lr_tests, marginal_effects, comparisons, degradation, digit_errors, position_errors,
-confusions, pair_errors, hardest (.csv); where the jobs' configs are found, gallery.png and
-the damage / security tables; accuracy_vs_level.png, accuracy_vs_damage.png and report.md.
-Tables of clean CAPTCHAs alone (no noise level above 0) get everything that does not need
-noise: summary, comparisons, the error tables, hardest, gallery.png and report.md.
+confusions, pair_errors, hardest (.csv); where the jobs' configs are found, source_digits.csv,
+gallery.png and the damage / security tables; accuracy_vs_level.png, accuracy_vs_damage.png
+and report.md. Tables of clean CAPTCHAs alone (no noise level above 0) get everything that
+does not need noise: summary, comparisons, the error tables, hardest, source_digits,
+gallery.png and report.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from captcha_robustness.analysis.hardest import (digit_and_position_errors, digit_readings, hardest_captchas,
-                                                 pair_errors)
+                                                 pair_errors, source_digit_errors)
 from captcha_robustness.analysis.images import Renderer, mid_levels, save_gallery
 from captcha_robustness.analysis.load import load_predictions
 from captcha_robustness.analysis.logit import analyse
@@ -75,19 +76,13 @@ def _count(cfg: DictConfig, field: str, maximum: int) -> int:
     return value
 
 
-def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery: int, captchas: int,
-                  out: Path) -> tuple[list[str], list[str]]:
-    """(figures, notes): gallery.png, and damage.csv, security.csv, security_thresholds.csv
-    and accuracy_vs_damage.png (added to `tables`; only with noisy conditions, whose
-    thresholds.csv they need), which re-render CAPTCHAs from the jobs' configs; the notes say
-    what was skipped and why."""
+def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], renderer: Renderer, gallery: int,
+                  captchas: int, out: Path) -> list[str]:
+    """gallery.png, and damage.csv, security.csv, security_thresholds.csv and
+    accuracy_vs_damage.png (added to `tables`; only with noisy conditions, whose
+    thresholds.csv they need), which re-render CAPTCHAs from the jobs' configs."""
     noisy = "thresholds.csv" in tables
     captchas = captchas if noisy else 0
-    if not (gallery or captchas):
-        return [], []
-    renderer = Renderer.of(table)
-    if renderer is None:
-        return [], ["Gallery and image damage skipped: no job config (.hydra/config.yaml) of these rows was found."]
     figures = []
     if gallery:
         mids = mid_levels(table, tables["thresholds.csv"]) if noisy else {}
@@ -99,7 +94,20 @@ def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], gallery:
         tables["security.csv"] = security_table(tables["summary.csv"], damage)
         tables["security_thresholds.csv"] = damage_at_thresholds(tables["thresholds.csv"], damage)
         figures += [p.name for p in plots.accuracy_vs_damage(tables["security.csv"], out)]
-    return figures, []
+    return figures
+
+
+def source_digits(table: pd.DataFrame, renderer: Renderer) -> tuple[pd.DataFrame | None, list[str]]:
+    """source_digits.csv from the clean readings (None without any), and a note when the
+    rows' labels do not match the digits their first job config draws."""
+    clean = table[table["noise_level"] == 0]
+    if clean.empty:
+        return None, []
+    test_digits = renderer.test_digits(clean)
+    if test_digits is None:
+        return None, ["Source digits skipped: the rows' labels are not the digits their first job config draws "
+                      "(tables rendered from different digit sources)."]
+    return source_digit_errors(clean, test_digits), []
 
 
 def noise_statistics(table: pd.DataFrame, cfg: DictConfig) -> tuple[dict[str, pd.DataFrame], dict | None]:
@@ -135,8 +143,16 @@ def analyze(cfg: DictConfig) -> None:
     figures = []
     if logit:
         figures += [p.name for p in plots.accuracy_vs_level(summary.rename(columns={"model": "series"}), out)]
-    image_figures, image_notes = image_outputs(table, tables, gallery, captchas, out)
-    figures += image_figures
+    renderer = Renderer.of(table)
+    if renderer is None:
+        notes.append("Source digits, gallery and image damage skipped: no job config (.hydra/config.yaml) of these "
+                     "rows was found.")
+    else:
+        sources, source_notes = source_digits(table, renderer)
+        notes += source_notes
+        if sources is not None:
+            tables["source_digits.csv"] = sources
+        figures += image_outputs(table, tables, renderer, gallery, captchas, out)
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
@@ -144,7 +160,7 @@ def analyze(cfg: DictConfig) -> None:
     if logit:
         write_text(out / "logit.txt", "\n\n".join(f.summary_text() for f in logit["fits"]) + "\n")
         written.append("logit.txt")
-    write_report(out / "report.md", tables, logit, figures, sources=paths, rows=len(table), notes=notes + image_notes)
+    write_report(out / "report.md", tables, logit, figures, sources=paths, rows=len(table), notes=notes)
     print(f"analysed {len(table):,} rows; wrote {', '.join([*written, 'report.md'])} into {out}")
 
 

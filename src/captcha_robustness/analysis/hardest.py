@@ -101,6 +101,22 @@ def pair_errors(table: pd.DataFrame, d: dict[str, np.ndarray] | None = None) -> 
     return out.sort_values(["model", "lift"], ascending=[True, False], ignore_index=True)
 
 
+def source_digit_errors(table: pd.DataFrame, test_digits: np.ndarray) -> pd.DataFrame:
+    """The test-pool digits behind the misread digits, per model: `test_digit` (the pool index,
+    from `test_digits`, one row of indices per table row), its value `digit`, how often the
+    model read it (`readings`: CAPTCHAs reuse test digits) and misread it. Only digits misread
+    at least once; most errors first within each model."""
+    truth, read = digit_arrays(table["label"], table["prediction"])
+    width = truth.shape[1]
+    frame = pd.DataFrame({"model": np.repeat(table["model"].to_numpy(), width), "test_digit": test_digits.reshape(-1),
+                          "digit": (truth - ord("0")).reshape(-1), "wrong": (truth != read).reshape(-1)})
+    out = frame.groupby(["model", "test_digit", "digit"]).agg(readings=("wrong", "size"), errors=("wrong", "sum"))
+    out = out[out["errors"] > 0].reset_index()
+    out["error_rate"] = out["errors"] / out["readings"]
+    return out.sort_values(["model", "errors", "error_rate", "test_digit"], ascending=[True, False, False, True],
+                           ignore_index=True)
+
+
 def hardest_captchas(table: pd.DataFrame) -> pd.DataFrame:
     """CAPTCHAs ranked by difficulty, pooled over every solver/model and condition they were
     read in: `difficulty` = (failures - expected_failures) / observations, where a reading's

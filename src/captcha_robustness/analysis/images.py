@@ -64,6 +64,24 @@ class Renderer:
         noise = self.noises.get((noise_type, float(level)))
         return None if noise is None else self.synth(seed).with_noise(noise)(ids)["image"]
 
+    def test_digits(self, table: pd.DataFrame) -> np.ndarray | None:
+        """Per row, the index of each of its CAPTCHA's digits in the test digit pool (for
+        digits=mnist, MNIST's test-set index), (rows, num_digits); None when the pool's labels
+        disagree with the rows' labels (rows rendered from other digits than this config's)."""
+        captchas = table[["seed", "captcha_id"]].drop_duplicates()
+        indices, labels = [], []
+        for seed, rows in captchas.groupby("seed", sort=False):
+            synth = self.synth(int(seed))
+            digit_index = synth.params(torch.tensor(rows["captcha_id"].to_numpy())).digit_index.cpu()
+            indices.append(pd.DataFrame(digit_index.numpy(), index=pd.MultiIndex.from_frame(rows)))
+            labels.append(pd.Series(["".join(map(str, r)) for r in synth.pool.labels.cpu()[digit_index].tolist()],
+                                    index=indices[-1].index))
+        keys = pd.MultiIndex.from_frame(table[["seed", "captcha_id"]])
+        expected = pd.concat(labels).reindex(keys).to_numpy()
+        if not (expected == table["label"].astype(str).to_numpy()).all():
+            return None
+        return pd.concat(indices).reindex(keys).to_numpy()
+
 
 def mid_levels(table: pd.DataFrame, limits: pd.DataFrame) -> dict[str, float]:
     """Per noise type, the tested level (above 0) nearest the median 50%-threshold of the

@@ -68,6 +68,18 @@ def degradation_readings(degradation: pd.DataFrame) -> list[str]:
     return lines
 
 
+def source_readings(sources: pd.DataFrame, shown: int = 3) -> list[str]:
+    lines = []
+    for model, rows in sources.groupby("model", sort=False):
+        repeated = rows[rows["errors"] >= 2]
+        worst = ", ".join(f"#{r.test_digit} (a {r.digit}, {r.errors} of {r.readings})"
+                          for r in rows.head(shown).itertuples())
+        lines.append(f"- {model}: {rows['errors'].sum():,} digit errors from {len(rows):,} test digits; the "
+                     f"{len(repeated):,} misread two or more times account for {repeated['errors'].sum():,} of them "
+                     f"({repeated['errors'].sum() / rows['errors'].sum():.0%}). Most misread: {worst}.")
+    return lines
+
+
 def security_readings(at_50: pd.DataFrame) -> list[str]:
     lines = []
     for model, rows in at_50.dropna(subset=["ssim_at_50"]).groupby("model", sort=False):
@@ -171,6 +183,14 @@ def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict | None
               "`difficulty`: a CAPTCHA's failures minus those expected from the accuracy of each condition it was "
               "read in, per reading, pooled over every solver/model and condition; `observations` backs each score.",
               markdown(hardest.head(10)), *figure("gallery.png")]
+    if "source_digits.csv" in tables:
+        sources = tables["source_digits.csv"]
+        parts += ["## The test digits behind the errors (source_digits.csv)",
+                  "Clean readings only. Every test CAPTCHA draws its digits from the digit source's test pool, so "
+                  "one hard handwritten digit recurs in several CAPTCHAs; `test_digit` is its index in that pool "
+                  "(for digits=mnist, MNIST's test-set index), `readings` how often a model read it.",
+                  "\n".join(source_readings(sources)),
+                  markdown(sources.groupby("model", sort=False).head(10))]
     if "security.csv" in tables:
         at_50 = tables["security_thresholds.csv"]
         parts += ["## Security: accuracy lost per unit of image damage (damage.csv, security.csv, "

@@ -7,7 +7,7 @@ import torch
 
 from captcha_robustness.data import rng
 from captcha_robustness.data.noise import NoiseConfig, apply_noise, level_keys, sample_levels
-from captcha_robustness.data.render import Augment, DigitPool, RenderConfig, render, sample_params
+from captcha_robustness.data.render import Augment, CaptchaParams, DigitPool, RenderConfig, render, sample_params
 
 
 class CaptchaSynth:
@@ -44,13 +44,18 @@ class CaptchaSynth:
         return CaptchaSynth(self.pool, self.patch, self.split, self.seed, self.render_cfg, self.noise, (images, labels),
                             self.augment)
 
+    def params(self, ids: torch.Tensor) -> CaptchaParams:
+        """How `ids` are drawn: which pool digits (`digit_index`), their scale, rotation, spacing."""
+        ids = ids.to(self.pool.images.device, torch.int64)
+        return sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg, self.augment)
+
     def clean(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean CAPTCHAs and labels of `ids`."""
         ids = ids.to(self.pool.images.device, torch.int64)
         if self.clean_cache is not None and len(ids) and 0 <= ids.min() and ids.max() < len(self.clean_cache[0]):
             images, labels = self.clean_cache
             return images[ids], labels[ids]
-        params = sample_params(rng.item_keys(self._render_key, ids), len(self.pool), self.render_cfg, self.augment)
+        params = self.params(ids)
         return render(self.pool, params, self.render_cfg, self.patch), self.pool.labels[params.digit_index]
 
     def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
