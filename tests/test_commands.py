@@ -5,11 +5,13 @@ import json
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
+from captcha_robustness import runs
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.evaluate import check_compatible
-from captcha_robustness.predict import find_images, load_image
+from captcha_robustness.predict import find_images, load_image, predict
 from captcha_robustness.runs import load_solver
 from clitools import TINY, assert_one_line_error, run
 
@@ -114,7 +116,7 @@ def test_ema_weights_are_validated_checkpointed_tested_and_resumed(tmp_path):
     assert json.loads((tmp_path / "ema2" / "metrics.json").read_text())["global_step"] == 3 * (256 // 32)
 
 
-def test_predict_reads_pngs_of_any_mode(trained, tmp_path):
+def test_predict_reads_pngs_of_any_mode(trained, synth, tmp_path):
     cwd, _ = trained
     ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
     rgb = Image.new("RGB", (220, 200), (0, 0, 0))
@@ -130,6 +132,21 @@ def test_predict_reads_pngs_of_any_mode(trained, tmp_path):
     assert table["path"].str.endswith(("a.png", "b.jpg", "c.png")).all()
     assert table["prediction"].str.fullmatch(r"\d{4}").all() and table["confidence"].between(0, 1).all()
     assert not list(cwd.glob("outputs"))  # predict leaves nothing behind but its CSV
+    # An ensemble of the checkpoint with itself, with a copy shifted by nothing, reads test
+    # CAPTCHAs exactly as the checkpoint alone does.
+    captchas = tmp_path / "captchas"
+    captchas.mkdir()
+    for i, image in enumerate(synth(torch.arange(3))["image"]):
+        Image.fromarray((image[0] * 255).round().to(torch.uint8).numpy()).save(captchas / f"{i}.png")
+    alone = run(cwd, "predict", f"ckpt_path={ckpt}", f"images={captchas}")
+    ensemble = run(cwd, "predict", f"ckpt_path=[{ckpt},{ckpt}]", f"images={captchas}", "test_shifts=[[0,0]]")
+    assert alone.returncode == 0 and ensemble.returncode == 0, ensemble.stderr[-3000:]
+    assert ensemble.stdout == alone.stdout and len(alone.stdout.splitlines()) == 4
+    # (the tiny model is nearly uniform, so a shifted copy moves its confidences only past the CSV's 4 decimals)
+    settings = {"ckpt_path": str(ckpt), "images": str(captchas), "invert": False, "batch_size": 64}
+    confidences = [conf for _, _, conf in predict(OmegaConf.create({**settings, "test_shifts": []}))]
+    shifted = [conf for _, _, conf in predict(OmegaConf.create({**settings, "test_shifts": [[0, 9]]}))]
+    assert shifted != pytest.approx(confidences, rel=1e-4, abs=0)
 
 
 def test_bad_input_is_one_clear_line(trained, tmp_path):
@@ -153,3 +170,14 @@ def test_bad_checkpoints_images_and_sizes_name_the_field(trained, tmp_path):
         find_images(str(tmp_path / "missing" / "*.png"))
     with pytest.raises(ConfigError, match=r"^data.render: the checkpoint expects .* \(4, 100, 110\)"):
         check_compatible(solver, {"num_digits": 5, "height": 100, "width": 110})
+
+
+def test_an_ensemble_needs_one_image_shape(trained, monkeypatch):
+    ckpt = str(trained[0] / "run1" / "checkpoints" / "last.ckpt")
+    wider = load_solver(ckpt)
+    wider.hparams.image_size = [100, 120]
+    solvers = iter([load_solver(ckpt), wider])
+    monkeypatch.setattr(runs, "load_solver", lambda path: next(solvers))
+    with pytest.raises(ConfigError, match=r"^ckpt_path: the checkpoints read different CAPTCHAs "
+                                          r"\(num_digits, height, width: \(4, 100, 110\), \(4, 100, 120\)\)"):
+        runs.load_ensemble([ckpt, ckpt])

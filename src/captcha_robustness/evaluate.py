@@ -1,5 +1,6 @@
 """captcha-eval: a solver on the fixed test set under one noise condition: a checkpoint
-(`solver=cnn`, the default) or general-purpose OCR (`solver=tesseract`, `solver=ocrspace`).
+(`solver=cnn`, the default; a list of checkpoints reads as an ensemble, and `test_shifts` adds
+shifted copies of each image) or general-purpose OCR (`solver=tesseract`, `solver=ocrspace`).
 
 Writes metrics.json and predictions.parquet (one row per test CAPTCHA, schema in DESIGN.md)
 into its run directory; for the CNN also confusion_digit_K.csv and confusion.png.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import hydra
 import pandas as pd
@@ -23,7 +23,8 @@ from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import atomic_path, write_json
 from captcha_robustness.models.solver import CaptchaSolver, check_shifts
 from captcha_robustness.reports import save_confusion, summary_lines
-from captcha_robustness.runs import default_model_id, load_solver, metrics_to_floats, predictions_table
+from captcha_robustness.runs import (checkpoint_paths, default_model_id, load_ensemble, metrics_to_floats, plain,
+                                     predictions_table)
 from captcha_robustness.solvers.base import Preprocess
 from captcha_robustness.solvers.evaluation import ocr_metrics, ocr_predictions
 
@@ -57,30 +58,12 @@ def test_datamodule(cfg: DictConfig) -> CaptchaDataModule:
     return datamodule
 
 
-def plain(value: Any) -> Any:
-    """A config value as plain Python (lists and dicts out of OmegaConf)."""
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
-def checkpoint_paths(value: Any) -> list[Any]:
-    """`ckpt_path`: one path, or a non-empty list of paths (an ensemble), as a list."""
-    paths = plain(value)
-    if not isinstance(paths, list):
-        return [paths]
-    if not paths or not all(isinstance(path, str) for path in paths):
-        raise ConfigError(f"ckpt_path: must be a path to a .ckpt written by captcha-train, or a list of them for an "
-                          f"ensemble, e.g. 'ckpt_path=[a.ckpt,b.ckpt]' (got {paths!r})")
-    return paths
-
-
 def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     paths = checkpoint_paths(cfg.ckpt_path)
-    solvers = [load_solver(path) for path in paths]
+    solvers = load_ensemble(paths)
     render = OmegaConf.to_container(cfg.data.render, resolve=True)
-    for member in solvers:
-        check_compatible(member, render)
     solver = solvers[0]
-    solver.test_members.extend(member.model for member in solvers[1:])
+    check_compatible(solver, render)
     solver.test_shifts = check_shifts(plain(cfg.test_shifts), render["height"], render["width"])
     datamodule = test_datamodule(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(out))

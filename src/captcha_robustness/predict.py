@@ -1,4 +1,6 @@
-"""captcha-predict: read CAPTCHA images (PNG/JPEG, any mode) with a trained checkpoint.
+"""captcha-predict: read CAPTCHA images (PNG/JPEG, any mode) with a trained checkpoint, or
+with an ensemble of them (`'ckpt_path=[a.ckpt,b.ckpt]'`), optionally averaged over shifted
+copies of each image (`test_shifts`, as in captcha-eval).
 
 Prints `path,prediction,confidence` per image; `out=FILE.csv` also writes them.
 """
@@ -18,7 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from captcha_robustness.cli import hydra_entry
 from captcha_robustness.files import atomic_path
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.runs import load_solver
+from captcha_robustness.models.solver import check_shifts
+from captcha_robustness.runs import load_ensemble, plain
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
@@ -56,8 +59,9 @@ def predict(cfg: DictConfig) -> list[tuple[str, str, float]]:
     for field in ("ckpt_path", "images"):
         if OmegaConf.is_missing(cfg, field):
             raise ConfigError(f"{field}: required (captcha-predict ckpt_path=PATH images=PATH_OR_GLOB)")
-    solver = load_solver(cfg.ckpt_path).eval()
+    solver = load_ensemble(cfg.ckpt_path)[0].eval()
     height, width = solver.hparams.image_size
+    solver.test_shifts = check_shifts(plain(cfg.test_shifts), height, width)
     paths = find_images(str(cfg.images))
     rows = []
     for start in range(0, len(paths), cfg.batch_size):

@@ -1,5 +1,5 @@
-"""What the train / eval commands share: loading checkpoints, naming models and noise,
-the predictions table of a test pass."""
+"""What the train / eval / predict commands share: loading checkpoints (one, or an ensemble),
+naming models and noise, the predictions table of a test pass."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.solver import CaptchaSolver, digit_strings
@@ -27,6 +28,34 @@ def load_solver(ckpt_path: str | None, map_location: str = "cpu") -> CaptchaSolv
     except Exception as exc:  # noqa: BLE001 - any failure to read is the same user error
         raise ConfigError(f"ckpt_path: {path} is not a checkpoint written by captcha-train "
                           f"({type(exc).__name__})") from exc
+
+
+def plain(value: Any) -> Any:
+    """A config value as plain Python (lists and dicts out of OmegaConf)."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def checkpoint_paths(value: Any) -> list[Any]:
+    """`ckpt_path`: one path, or a non-empty list of paths (an ensemble), as a list."""
+    paths = plain(value)
+    if not isinstance(paths, list):
+        return [paths]
+    if not paths or not all(isinstance(path, str) for path in paths):
+        raise ConfigError(f"ckpt_path: must be a path to a .ckpt written by captcha-train, or a list of them for an "
+                          f"ensemble, e.g. 'ckpt_path=[a.ckpt,b.ckpt]' (got {paths!r})")
+    return paths
+
+
+def load_ensemble(ckpt_path: Any) -> list[CaptchaSolver]:
+    """The solvers of `ckpt_path` (one path or a list); the first reads with the others'
+    networks as its `test_members`, so it stands for the whole ensemble."""
+    solvers = [load_solver(path) for path in checkpoint_paths(ckpt_path)]
+    shapes = sorted({(s.hparams.num_digits, *s.hparams.image_size) for s in solvers})
+    if len(shapes) > 1:
+        raise ConfigError(f"ckpt_path: the checkpoints read different CAPTCHAs (num_digits, height, width: "
+                          f"{', '.join(map(str, shapes))}); an ensemble needs one shape")
+    solvers[0].test_members.extend(member.model for member in solvers[1:])
+    return solvers
 
 
 def noise_name(noise: Mapping[str, Any]) -> str:

@@ -119,10 +119,14 @@ class CaptchaSolver(pl.LightningModule):
         probs = torch.stack([net(copy).float().softmax(-1) for net in networks for copy in copies]).mean(0)
         return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
 
+    def reading(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits as captcha-eval and captcha-predict read them: averaged over the test shifts
+        and members when there are any."""
+        return self.averaged_reading(images) if self.test_shifts or len(self.test_members) else self(images)
+
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images = batch["image"]
-        averaged = stage == "test" and (self.test_shifts or len(self.test_members))
-        logits = self.averaged_reading(images) if averaged else self(images)
+        logits = self.reading(images) if stage == "test" else self(images)
         # Cross-entropy averaged over heads (and the batch).
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1), label_smoothing=smoothing)
@@ -150,7 +154,7 @@ class CaptchaSolver(pl.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor] | torch.Tensor, batch_idx: int) -> dict[str, Any]:
         """Per CAPTCHA: the predicted digit string and its confidence (see `confidence`)."""
         images = batch["image"] if isinstance(batch, Mapping) else batch
-        logits = self(images)
+        logits = self.reading(images)
         return {"prediction": digit_strings(logits.argmax(-1)), "confidence": confidence(logits).tolist()}
 
     def _log_epoch(self, stage: str) -> None:
