@@ -68,19 +68,16 @@ class Renderer:
         """Per row, the index of each of its CAPTCHA's digits in the test digit pool (for
         digits=mnist, MNIST's test-set index), (rows, num_digits); None when the pool's labels
         disagree with the rows' labels (rows rendered from other digits than this config's)."""
-        captchas = table[["seed", "captcha_id"]].drop_duplicates()
-        indices, labels = [], []
-        for seed, rows in captchas.groupby("seed", sort=False):
+        out, ids = None, table["captcha_id"].to_numpy()
+        for seed, rows in table.groupby("seed").indices.items():  # positions of each seed's rows
             synth = self.synth(int(seed))
-            digit_index = synth.params(torch.tensor(rows["captcha_id"].to_numpy())).digit_index.cpu()
-            indices.append(pd.DataFrame(digit_index.numpy(), index=pd.MultiIndex.from_frame(rows)))
-            labels.append(pd.Series(["".join(map(str, r)) for r in synth.pool.labels.cpu()[digit_index].tolist()],
-                                    index=indices[-1].index))
-        keys = pd.MultiIndex.from_frame(table[["seed", "captcha_id"]])
-        expected = pd.concat(labels).reindex(keys).to_numpy()
-        if not (expected == table["label"].astype(str).to_numpy()).all():
-            return None
-        return pd.concat(indices).reindex(keys).to_numpy()
+            index = synth.params(torch.tensor(ids[rows])).digit_index.cpu()
+            labels = ["".join(map(str, digits)) for digits in synth.pool.labels.cpu()[index].tolist()]
+            if labels != table["label"].iloc[rows].astype(str).tolist():
+                return None
+            out = np.empty((len(table), index.shape[1]), dtype=np.int64) if out is None else out
+            out[rows] = index.numpy()
+        return out
 
 
 def mid_levels(table: pd.DataFrame, limits: pd.DataFrame) -> dict[str, float]:
