@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
@@ -267,7 +268,8 @@ def test_the_analysis_builds_on_a_tiny_sweep(sweep):
     assert clean_only.returncode == 0, clean_only.stderr[-3000:]
     written = {p.name for p in (cwd / "analysis4").iterdir()}
     assert written == {"summary.csv", "comparisons.csv", "digit_errors.csv", "position_errors.csv", "confusions.csv",
-                       "pair_errors.csv", "hardest.csv", "source_digits.csv", "gallery.png", "report.md"}
+                       "pair_errors.csv", "hardest.csv", "source_digits.csv", "source_digits.png", "gallery.png",
+                       "report.md"}
     (pair,) = pd.read_csv(cwd / "analysis4" / "comparisons.csv").itertuples()
     assert (pair.n, pair.acc_a, pair.acc_b, pair.a_only, pair.b_only) == (50, 0.76, 0.92, 1, 9)
     assert pair.p_value == pytest.approx(binomtest(1, 10).pvalue)
@@ -278,11 +280,13 @@ def test_the_analysis_builds_on_a_tiny_sweep(sweep):
         first_digits = clean.loc[clean["captcha_id"].isin(wrong), "label"].str[0].astype(int).value_counts()
         assert rows.groupby("digit")["errors"].sum().to_dict() == first_digits.to_dict()
         assert (rows["readings"] >= rows["errors"]).all()
+        assert (rows["read_as"] == (rows["digit"] + 1) % 10).all()  # as planted
     assert (Mnist5kDigits().load().test.labels.numpy()[sources["test_digit"]] == sources["digit"]).all()
     renderer = Renderer.of(clean.assign(sweep=str(root)))  # the job configs, found from this process's folder
     assert renderer.test_digits(clean).shape == (50, 4)
+    assert torch.equal(renderer.test_pool_images(), Mnist5kDigits().load().test.images)  # what source_digits.png draws
     assert renderer.test_digits(clean.assign(label=clean["label"].str[::-1])) is None  # not these digits
     report = (cwd / "analysis4" / "report.md").read_text()
     assert "Clean CAPTCHAs only: the thresholds, the regression" in report and "## Paired comparisons" in report
-    assert "## The test digits behind the errors" in report
+    assert "## The test digits behind the errors" in report and "![source_digits.png]" in report
     assert "## Robustness thresholds" not in report and "## Logistic regression" not in report

@@ -6,11 +6,11 @@ report.
 
 Writes into out_dir the tables summary, thresholds, logit (+ logit.txt), logit_quality,
 logit_lr_tests, marginal_effects, comparisons, degradation, digit_errors, position_errors,
-confusions, pair_errors, hardest (.csv); where the jobs' configs are found, source_digits.csv,
-gallery.png and the damage / security tables; accuracy_vs_level.png, accuracy_vs_damage.png
+confusions, pair_errors, hardest (.csv); where the jobs' configs are found, source_digits.csv
+and .png, gallery.png and the damage / security tables; accuracy_vs_level.png, accuracy_vs_damage.png
 and report.md. Tables of clean CAPTCHAs alone (no noise level above 0) get everything that
-does not need noise: summary, comparisons, the error tables, hardest, source_digits,
-gallery.png and report.md.
+does not need noise: summary, comparisons, the error tables, hardest, source_digits (.csv,
+.png), gallery.png and report.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from captcha_robustness.analysis.hardest import (digit_and_position_errors, digit_readings, hardest_captchas,
                                                  pair_errors, source_digit_errors)
-from captcha_robustness.analysis.images import Renderer, mid_levels, save_gallery
+from captcha_robustness.analysis.images import Renderer, mid_levels, save_gallery, save_source_digits
 from captcha_robustness.analysis.load import load_predictions
 from captcha_robustness.analysis.logit import analyse
 from captcha_robustness.analysis.paired import comparisons, degradation
@@ -127,6 +127,7 @@ def noise_statistics(table: pd.DataFrame, cfg: DictConfig) -> tuple[dict[str, pd
 def analyze(cfg: DictConfig) -> None:
     paths = list(cfg.predictions) if isinstance(cfg.predictions, ListConfig) else [cfg.predictions]
     gallery, captchas = _count(cfg, "images.gallery", 100), _count(cfg, "images.damage_captchas", 10000)
+    source_count = _count(cfg, "images.source_digits", 200)
     out = Path(cfg.out_dir) if cfg.out_dir else run_dir()
     table = load_predictions(paths)
     table["model"] = model_labels(table)
@@ -152,6 +153,9 @@ def analyze(cfg: DictConfig) -> None:
         notes += source_notes
         if sources is not None:
             tables["source_digits.csv"] = sources
+            if source_count and not sources.empty:
+                save_source_digits(sources, renderer.test_pool_images(), out / "source_digits.png", count=source_count)
+                figures.append("source_digits.png")
         figures += image_outputs(table, tables, renderer, gallery, captchas, out)
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:

@@ -104,15 +104,21 @@ def pair_errors(table: pd.DataFrame, d: dict[str, np.ndarray] | None = None) -> 
 def source_digit_errors(table: pd.DataFrame, test_digits: np.ndarray) -> pd.DataFrame:
     """The test-pool digits behind the misread digits, per model: `test_digit` (the pool index,
     from `test_digits`, one row of indices per table row), its value `digit`, how often the
-    model read it (`readings`: CAPTCHAs reuse test digits) and misread it. Only digits misread
-    at least once; most errors first within each model."""
+    model read it (`readings`: CAPTCHAs reuse test digits) and misread it, and `read_as`, its
+    most frequent misreading ("_": nothing read there). Only digits misread at least once;
+    most errors first within each model."""
     truth, read = digit_arrays(table["label"], table["prediction"])
     width = truth.shape[1]
     frame = pd.DataFrame({"model": np.repeat(table["model"].to_numpy(), width), "test_digit": test_digits.reshape(-1),
-                          "digit": (truth - ord("0")).reshape(-1), "wrong": (truth != read).reshape(-1)})
-    out = frame.groupby(["model", "test_digit", "digit"]).agg(readings=("wrong", "size"), errors=("wrong", "sum"))
+                          "digit": (truth - ord("0")).reshape(-1), "wrong": (truth != read).reshape(-1),
+                          "read": read.reshape(-1).view("S1").astype(str)})
+    keys = ["model", "test_digit", "digit"]
+    out = frame.groupby(keys).agg(readings=("wrong", "size"), errors=("wrong", "sum"))
     out = out[out["errors"] > 0].reset_index()
     out["error_rate"] = out["errors"] / out["readings"]
+    misread = frame[frame["wrong"]].groupby([*keys, "read"]).size().rename("n").reset_index()
+    most = misread.sort_values(["n", "read"], ascending=[False, True]).drop_duplicates(keys)
+    out = out.merge(most[[*keys, "read"]].rename(columns={"read": "read_as"}), on=keys)
     return out.sort_values(["model", "errors", "error_rate", "test_digit"], ascending=[True, False, False, True],
                            ignore_index=True)
 

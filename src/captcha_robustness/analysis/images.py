@@ -79,6 +79,42 @@ class Renderer:
             out[rows] = index.numpy()
         return out
 
+    def test_pool_images(self) -> torch.Tensor:
+        """The test digit pool's images, uint8 (N, 28, 28), indexed as `test_digits` counts (the
+        pools do not depend on the seed, so any rendered one will do)."""
+        synth = next(iter(self._synths.values())) if self._synths else self.synth(0)
+        return synth.pool.images.cpu()
+
+
+def save_source_digits(sources: pd.DataFrame, pool_images: torch.Tensor, path: Path, count: int = 32,
+                       columns: int = 8) -> None:
+    """A PNG of the `count` test-pool digits with the most errors, summed over the models of
+    `sources` (source_digit_errors' table): each digit as drawn, titled with its pool index and
+    value, labelled with its errors and the `read_as` of the model that misread it most."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["test_digit", "digit"]
+    totals = sources.groupby(keys, as_index=False)["errors"].sum()
+    read_as = sources.sort_values("errors", ascending=False, kind="stable").drop_duplicates(keys)[[*keys, "read_as"]]
+    worst = totals.merge(read_as, on=keys).sort_values(["errors", "test_digit"], ascending=[False, True]).head(count)
+    rows = max(1, -(-len(worst) // columns))
+    fig, axes = plt.subplots(rows, columns, squeeze=False, figsize=(1.3 * columns, 1.5 * rows + 0.3))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, row in zip(axes.flat, worst.itertuples(index=False)):
+        ax.set_axis_on()
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.imshow(pool_images[row.test_digit].numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"#{row.test_digit}: {row.digit}", fontsize=8, family="monospace", pad=2)
+        ax.set_xlabel(f"{row.errors} errors, as {row.read_as}", fontsize=7, labelpad=1)
+    fig.tight_layout(h_pad=0.4, w_pad=0.2)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+
 
 def mid_levels(table: pd.DataFrame, limits: pd.DataFrame) -> dict[str, float]:
     """Per noise type, the tested level (above 0) nearest the median 50%-threshold of the

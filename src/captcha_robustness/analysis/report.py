@@ -72,7 +72,7 @@ def source_readings(sources: pd.DataFrame, shown: int = 3) -> list[str]:
     lines = []
     for model, rows in sources.groupby("model", sort=False):
         repeated = rows[rows["errors"] >= 2]
-        worst = ", ".join(f"#{r.test_digit} (a {r.digit}, {r.errors} of {r.readings})"
+        worst = ", ".join(f"#{r.test_digit} (a {r.digit} read as {r.read_as}, {r.errors} of {r.readings})"
                           for r in rows.head(shown).itertuples())
         lines.append(f"- {model}: {rows['errors'].sum():,} digit errors from {len(rows):,} test digits; the "
                      f"{len(repeated):,} misread two or more times account for {repeated['errors'].sum():,} of them "
@@ -190,7 +190,7 @@ def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict | None
                   "one hard handwritten digit recurs in several CAPTCHAs; `test_digit` is its index in that pool "
                   "(for digits=mnist, MNIST's test-set index), `readings` how often a model read it.",
                   "\n".join(source_readings(sources)),
-                  markdown(sources.groupby("model", sort=False).head(10))]
+                  markdown(sources.groupby("model", sort=False).head(10)), *figure("source_digits.png")]
     if "security.csv" in tables:
         at_50 = tables["security_thresholds.csv"]
         parts += ["## Security: accuracy lost per unit of image damage (damage.csv, security.csv, "
