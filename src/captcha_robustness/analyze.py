@@ -6,9 +6,9 @@ report.
 
 Writes into out_dir the tables summary, thresholds, logit (+ logit.txt), logit_quality,
 logit_lr_tests, marginal_effects, comparisons, degradation, digit_errors, position_errors,
-confusions, pair_errors, hardest (.csv); where the jobs' configs are found, source_digits.csv
-and .png, gallery.png and the damage / security tables; accuracy_vs_level.png, accuracy_vs_damage.png
-and report.md. Tables of clean CAPTCHAs alone (no noise level above 0) get everything that
+confusions, pair_errors, hardest (.csv); where the jobs' configs are found, source_digits
+(.csv, .png), gallery.png and the damage / security tables; accuracy_vs_level.png,
+accuracy_vs_damage.png and report.md. Tables of clean CAPTCHAs alone (no noise level above 0) get everything that
 does not need noise: summary, comparisons, the error tables, hardest, source_digits (.csv,
 .png), gallery.png and report.md.
 """
