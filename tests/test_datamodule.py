@@ -131,6 +131,9 @@ def test_bad_data_config():
         make_dm(augment={"stroke": 1.5})
     with pytest.raises(ConfigError, match=r"data.augment.padding_jitter: must be an integer in \[0, 20\]"):
         make_dm(augment={"padding_jitter": 1.5})
+    for overlap in ([5, 3], [2], [2.0, 4], [0, 21]):
+        with pytest.raises(ConfigError, match=r"data.augment.overlap: must be null or \[min, max\]"):
+            make_dm(augment={"overlap": overlap})
     with pytest.raises(ConfigError, match="data.augment.shear: unknown field"):
         make_dm(augment={"shear": 5})
 
@@ -171,3 +174,19 @@ def test_stroke_augment_changes_training_strokes_only():
     ink_ratio = (after["image"] > 0.5).float().mean((1, 2, 3)) / (before["image"] > 0.5).float().mean((1, 2, 3))
     assert (ink_ratio > 1.1).any() and (ink_ratio < 0.9).any()  # some CAPTCHAs bolder, some finer
     assert 0.8 < ink_ratio.median() < 1.2
+
+
+def test_overlap_augment_changes_training_overlaps_only():
+    before, after = training_captchas_with({"overlap": [8, 9]})
+    assert ((before["image"] - after["image"]).abs().amax((1, 2, 3)) > 0.3).all()
+    dm = make_dm(noise=None, augment={"overlap": [8, 9]})
+    dm.setup()
+    ids = torch.arange(2000)
+    train, val = dm.synths["train"].params(ids), dm.synths["val"].params(ids)
+    assert set(train.overlap.unique().tolist()) == {8, 9}
+    assert set(val.overlap.unique().tolist()) == {2, 3, 4, 5, 6}  # data.render's range
+    plain = make_dm(noise=None)
+    plain.setup()
+    unaugmented = plain.synths["train"].params(ids)
+    assert torch.equal(train.digit_index, unaugmented.digit_index)
+    assert torch.equal(train.angle_deg, unaugmented.angle_deg)

@@ -132,8 +132,9 @@ class CaptchaDataModule(pl.LightningDataModule):
             s: CaptchaSynth(self.splits.pool(s), patch, s, self.seed, self.render_cfg, self.noise) for s in SPLITS
         }
         if self.augment.active:  # training CAPTCHAs only: val and test keep the recipe
-            train_patch = patch_size(self.splits.train.images, self.render_cfg, self.augment)
-            self.synths["train"] = CaptchaSynth(self.splits.train, train_patch, "train", self.seed, self.render_cfg,
+            train_cfg = self.augment.render_config(self.render_cfg)
+            train_patch = patch_size(self.splits.train.images, train_cfg, self.augment)
+            self.synths["train"] = CaptchaSynth(self.splits.train, train_patch, "train", self.seed, train_cfg,
                                                 self.noise, augment=self.augment)
 
     def set_noise(self, noise: Mapping | NoiseConfig) -> None:

@@ -15,7 +15,7 @@ the overlaps merge by max (order-independent, hence deterministic).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -72,12 +72,15 @@ class Augment:
     - padding_jitter: each side of the crop gets its own padding, drawn uniformly from the
       integers in [padding - padding_jitter, padding + padding_jitter] (below 0 counts as
       0), so the stretched content moves and changes size a little, as a badly centred
-      CAPTCHA would."""
+      CAPTCHA would;
+    - overlap: the training CAPTCHAs' own [min, max] overlap between neighbouring digits'
+      ink (integers, inclusive), in place of data.render's; None keeps data.render's."""
 
     elastic_alpha: float = 0.0
     elastic_cells: int = 6
     stroke: float = 0.0
     padding_jitter: int = 0
+    overlap: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         alpha, cells, stroke, jitter = self.elastic_alpha, self.elastic_cells, self.stroke, self.padding_jitter
@@ -89,10 +92,23 @@ class Augment:
             raise ConfigError(f"data.augment.stroke: must be a number in [0, 1] (got {stroke!r})")
         if isinstance(jitter, bool) or not isinstance(jitter, int) or not 0 <= jitter <= 20:
             raise ConfigError(f"data.augment.padding_jitter: must be an integer in [0, 20] pixels (got {jitter!r})")
+        if self.overlap is not None:
+            low_high = tuple(self.overlap) if isinstance(self.overlap, (list, tuple)) else ()
+            if not (len(low_high) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in low_high)
+                    and 0 <= low_high[0] <= low_high[1] <= 20):
+                raise ConfigError(f"data.augment.overlap: must be null or [min, max], integers with "
+                                  f"0 <= min <= max <= 20 pixels (got {self.overlap!r})")
+            object.__setattr__(self, "overlap", low_high)
 
     @property
     def active(self) -> bool:
-        return self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0
+        return self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0 or self.overlap is not None
+
+    def render_config(self, cfg: RenderConfig) -> RenderConfig:
+        """`cfg` with the training overlap range, where one is set."""
+        if self.overlap is None:
+            return cfg
+        return replace(cfg, overlap_min=self.overlap[0], overlap_max=self.overlap[1])
 
 
 @dataclass(frozen=True)
