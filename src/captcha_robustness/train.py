@@ -51,7 +51,8 @@ def build_solver(cfg: DictConfig) -> CaptchaSolver:
         num_digits=render["num_digits"], image_size=(render["height"], render["width"]),
         data_info={"digits": HydraConfig.get().runtime.choices.get("digits"),
                    "train_noise": noise_name(container["noise"]), "seed": container["seed"]},
-        label_smoothing=container["label_smoothing"],
+        label_smoothing=container["label_smoothing"], members=container["members"],
+        mutual_weight=container["mutual_weight"],
     )
 
 

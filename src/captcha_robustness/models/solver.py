@@ -18,6 +18,7 @@ import torchmetrics
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from captcha_robustness.errors import ConfigError
+from captcha_robustness.models.mutual import MutualEnsemble, log_mean_softmax, mutual_loss
 
 STAGES = ("train", "val", "test")
 
@@ -85,17 +86,26 @@ class CaptchaSolver(pl.LightningModule):
     def __init__(self, model: Mapping[str, Any], optimizer: Mapping[str, Any],
                  scheduler: Mapping[str, Any] | None = None, num_digits: int = 4,
                  image_size: tuple[int, int] = (100, 110), data_info: Mapping[str, Any] | None = None,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, members: int = 1, mutual_weight: float = 1.0) -> None:
         """`model`, `optimizer` and `scheduler` are Hydra configs (`_target_` dicts); the optimiser
         and scheduler are partials completed with the parameters / optimiser. `data_info` records
         what the model was trained on (digit source, noise) for later tables. `label_smoothing`
-        softens the training targets only; validation and test losses are plain cross-entropy."""
+        softens the training targets only; validation and test losses are plain cross-entropy.
+        `members` > 1 trains that many networks of the `model` config on the same batches, each
+        also pulled towards the others' prediction with `mutual_weight` (models/mutual.py), and
+        reads them as one ensemble."""
         if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
                 or not 0 <= label_smoothing < 1:
             raise ConfigError(f"label_smoothing: must be a number in [0, 1) (got {label_smoothing!r})")
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ConfigError(f"members: must be an integer >= 1 (1: one network; got {members!r})")
+        if isinstance(mutual_weight, bool) or not isinstance(mutual_weight, (int, float)) or mutual_weight < 0:
+            raise ConfigError(f"mutual_weight: must be a number >= 0 (0: members train independently; "
+                              f"got {mutual_weight!r})")
         super().__init__()
         self.save_hyperparameters()
-        self.model = hydra.utils.instantiate(dict(model))
+        networks = [hydra.utils.instantiate(dict(model)) for _ in range(members)]
+        self.model = networks[0] if members == 1 else MutualEnsemble(networks)
         self.num_digits = num_digits
         # keys carry a suffix: ModuleDict keys may not shadow nn.Module attributes such as `train`.
         self.metrics = torch.nn.ModuleDict({f"{stage}_set": CaptchaMetrics(num_digits) for stage in STAGES})
@@ -116,8 +126,7 @@ class CaptchaSolver(pl.LightningModule):
         read it as the averaged prediction."""
         copies = [images] + [shifted(images, dy, dx) for dy, dx in self.test_shifts]
         networks = [self.model, *self.test_members]
-        probs = torch.stack([net(copy).float().softmax(-1) for net in networks for copy in copies]).mean(0)
-        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+        return log_mean_softmax(torch.stack([net(copy) for net in networks for copy in copies]))
 
     def reading(self, images: torch.Tensor) -> torch.Tensor:
         """Logits as captcha-eval and captcha-predict read them: averaged over the test shifts
@@ -126,10 +135,15 @@ class CaptchaSolver(pl.LightningModule):
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images = batch["image"]
-        logits = self.reading(images) if stage == "test" else self(images)
-        # Cross-entropy averaged over heads (and the batch).
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
-        loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1), label_smoothing=smoothing)
+        if stage == "train" and isinstance(self.model, MutualEnsemble):
+            member_logits = self.model.member_logits(images)
+            loss = mutual_loss(member_logits, batch["label"], self.hparams.mutual_weight, smoothing)
+            logits = log_mean_softmax(member_logits.detach())
+        else:
+            logits = self.reading(images) if stage == "test" else self(images)
+            # Cross-entropy averaged over heads (and the batch).
+            loss = F.cross_entropy(logits.reshape(-1, 10), batch["label"].reshape(-1), label_smoothing=smoothing)
         preds = logits.argmax(-1)
         self.metrics[f"{stage}_set"].update(preds, batch["label"])
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
