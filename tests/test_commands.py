@@ -181,3 +181,40 @@ def test_an_ensemble_needs_one_image_shape(trained, monkeypatch):
     with pytest.raises(ConfigError, match=r"^ckpt_path: the checkpoints read different CAPTCHAs "
                                           r"\(num_digits, height, width: \(4, 100, 110\), \(4, 100, 120\)\)"):
         runs.load_ensemble([ckpt, ckpt])
+
+
+def test_eval_reads_one_member_of_a_members_checkpoint(tmp_path):
+    """`member=K` reads network K of a members=N checkpoint alone; without it, their ensemble."""
+    import hydra
+    from hydra import compose, initialize_config_dir
+
+    from captcha_robustness.cli import CONFIG_DIR
+    from captcha_robustness.models.mutual import log_mean_softmax
+    from captcha_robustness.models.solver import digit_strings
+
+    trained = run(tmp_path, "train", *TINY, "members=2", "hydra.run.dir=pair")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    ckpt = tmp_path / "pair" / "checkpoints" / "last.ckpt"
+    for name, member in (("both", "null"), ("first", "1"), ("second", "2")):
+        result = run(tmp_path, "evaluate", f"ckpt_path={ckpt}", f"member={member}", "data.test_size=96",
+                     f"hydra.run.dir={name}")
+        assert result.returncode == 0, result.stderr[-3000:]
+    tables = {name: pd.read_parquet(tmp_path / name / "predictions.parquet") for name in ("both", "first", "second")}
+    assert json.loads((tmp_path / "second" / "metrics.json").read_text())["member"] == 2
+    assert tables["second"]["model_id"].iloc[0] == tables["both"]["model_id"].iloc[0] + "/member2"
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("eval", overrides=["data.test_size=96"])
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup()
+    images = datamodule.synths["test"](torch.arange(96))["image"]
+    networks = load_solver(str(ckpt)).eval().model.members
+    with torch.no_grad():
+        logits = torch.stack([network(images) for network in networks])
+    assert tables["first"]["prediction"].tolist() == digit_strings(logits[0].argmax(-1))
+    assert tables["second"]["prediction"].tolist() == digit_strings(logits[1].argmax(-1))
+    assert tables["both"]["prediction"].tolist() == digit_strings(log_mean_softmax(logits).argmax(-1))
+    assert tables["first"]["prediction"].tolist() != tables["second"]["prediction"].tolist()
+
+    assert_one_line_error(run(tmp_path, "evaluate", f"ckpt_path={ckpt}", "member=3"), "member")
+    assert_one_line_error(run(tmp_path, "evaluate", f"ckpt_path=[{ckpt},{ckpt}]", "member=1"), "member")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pandas as pd
@@ -58,9 +59,25 @@ def test_datamodule(cfg: DictConfig) -> CaptchaDataModule:
     return datamodule
 
 
+def keep_member(solvers: list[CaptchaSolver], member: Any) -> str:
+    """Makes the one checkpoint of `solvers`, trained with members=N, read only its network
+    `member` (1..N); returns the suffix for its model_id. `member` None keeps them all."""
+    if member is None:
+        return ""
+    count = solvers[0].hparams.get("members", 1)
+    if len(solvers) > 1 or count < 2:
+        raise ConfigError(f"member: needs one checkpoint trained with members=N > 1 "
+                          f"(got {len(solvers)} checkpoint(s), members={count})")
+    if isinstance(member, bool) or not isinstance(member, int) or not 1 <= member <= count:
+        raise ConfigError(f"member: must be an integer in [1, {count}], a network of the checkpoint (got {member!r})")
+    solvers[0].model = solvers[0].model.members[member - 1]
+    return f"/member{member}"
+
+
 def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     paths = checkpoint_paths(cfg.ckpt_path)
     solvers = load_ensemble(paths)
+    member_suffix = keep_member(solvers, cfg.member)
     render = OmegaConf.to_container(cfg.data.render, resolve=True)
     solver = solvers[0]
     check_compatible(solver, render)
@@ -69,7 +86,7 @@ def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, fl
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
     trainer.test(solver, datamodule=datamodule, verbose=False)
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-    table = predictions_table(solver, model_id=cfg.model_id or " + ".join(map(default_model_id, paths)),
+    table = predictions_table(solver, model_id=cfg.model_id or " + ".join(map(default_model_id, paths)) + member_suffix,
                               noise_type=datamodule.noise.label, seed=cfg.seed)
     train_noises = dict.fromkeys(str((member.hparams.data_info or {}).get("train_noise")) for member in solvers)
     if len(train_noises) > 1:
@@ -102,7 +119,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_json(out / "metrics.json", {
         **metrics, "solver": solver_name, "model_id": str(table["model_id"].iloc[0]),
         "ckpt_path": plain(cfg.ckpt_path), "noise": str(table["noise_type"].iloc[0]),
-        **({"test_shifts": plain(cfg.test_shifts)} if solver_name == "cnn" else {}),
+        **({"test_shifts": plain(cfg.test_shifts), "member": cfg.member} if solver_name == "cnn" else {}),
         "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "test_size": len(table),
     })
     print("\n".join(summary_lines(metrics, out, None)))
