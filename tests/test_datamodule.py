@@ -134,6 +134,10 @@ def test_bad_data_config():
     for overlap in ([5, 3], [2], [2.0, 4], [0, 21]):
         with pytest.raises(ConfigError, match=r"data.augment.overlap: must be null or \[min, max\]"):
             make_dm(augment={"overlap": overlap})
+    with pytest.raises(ConfigError, match=r"data.augment.slant: must be a number in \[0, 1\]"):
+        make_dm(augment={"slant": -0.1})
+    with pytest.raises(ConfigError, match=r"data.augment.aspect: must be a number in \[0, 0.5\]"):
+        make_dm(augment={"aspect": 0.6})
     with pytest.raises(ConfigError, match="data.augment.shear: unknown field"):
         make_dm(augment={"shear": 5})
 
@@ -174,6 +178,13 @@ def test_stroke_augment_changes_training_strokes_only():
     ink_ratio = (after["image"] > 0.5).float().mean((1, 2, 3)) / (before["image"] > 0.5).float().mean((1, 2, 3))
     assert (ink_ratio > 1.1).any() and (ink_ratio < 0.9).any()  # some CAPTCHAs bolder, some finer
     assert 0.8 < ink_ratio.median() < 1.2
+
+
+def test_slant_and_aspect_restyle_training_digits_only():
+    before, after = training_captchas_with({"slant": 0.4, "aspect": 0.3})
+    assert ((before["image"] - after["image"]).abs().amax((1, 2, 3)) > 0.3).all()
+    ink_ratio = (after["image"] > 0.5).float().mean() / (before["image"] > 0.5).float().mean()
+    assert 0.8 < ink_ratio < 1.2  # reshaped, not smeared
 
 
 def test_overlap_augment_changes_training_overlaps_only():

@@ -123,6 +123,63 @@ def test_warped_digits_stay_inside_their_patch(splits):
     assert _border(patches, 4).max() == 0
 
 
+def test_restyled_digits_stay_inside_their_patch(splits):
+    """The bound holds at the extremes of slant and width too, with every other augment on."""
+    cfg = RenderConfig(scale_max=1.3, rotation_min=-45, rotation_max=45)
+    augment = Augment(elastic_alpha=8, elastic_cells=3, stroke=1.0, slant=1.0, aspect=0.5)
+    pool = splits.train
+    size = patch_size(pool.images, cfg, augment)
+    assert size > patch_size(pool.images, cfg, replace(augment, slant=0.0, aspect=0.0))
+    params = sample_params(rng.item_keys(3, torch.arange(500)), len(pool), cfg, augment)
+    index = params.digit_index.reshape(-1)
+    style = params.style.flatten(0, 1)
+    extreme = torch.tensor([[1.0, 1.5], [-1.0, 1.5]]).repeat(len(index) // 2, 1)  # widest, fully slanted either way
+    digits = _restroke(pool.images[index].unsqueeze(1).float() / 255, params.stroke.reshape(-1))
+    for styles in (style, extreme):
+        patches = _digit_patches(digits, pool.ink_center[index], params.scale.reshape(-1),
+                                 params.angle_deg.reshape(-1), size + 8, params.displacement.flatten(0, 1), styles)
+        assert _border(patches, 4).max() == 0
+
+
+def test_restyling_slants_and_widens_a_digit():
+    """A point (x, y) of the digit, about its ink centre, moves to (w x + k y, y); y points down."""
+    images = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    images[0, 4:24, 12:16] = 255  # an upright bar, 4 wide, 20 tall
+    pool = DigitPool.from_tensors(images, torch.tensor([1]))
+    digit, one, zero = images.unsqueeze(1).float() / 255, torch.ones(1), torch.zeros(1)
+
+    def ink_columns(style: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+        patch = _digit_patches(digit, pool.ink_center, one, zero, 40, style=torch.tensor([style]))[0, 0] > 0.5
+        cols = torch.arange(40.0)
+        centres = (patch * cols).sum(1) / patch.sum(1).clamp(min=1)
+        return centres[patch.any(1)], patch.sum(1)[patch.any(1)].float()
+
+    upright, widths = ink_columns([0.0, 1.0])
+    assert (upright - upright.mean()).abs().max() < 0.01 and len(upright) == 20 and widths.mean() == 4
+    slanted, _ = ink_columns([0.5, 1.0])
+    steps = slanted[1:] - slanted[:-1]  # half a column per row, to the right going down
+    assert len(slanted) == 20 and (steps >= 0).all() and 9 <= slanted[-1] - slanted[0] <= 10
+    _, wide = ink_columns([0.0, 1.5])
+    assert wide.mean() == 6
+    assert torch.equal(ink_columns([0.0, 1.0])[0], upright)
+
+
+def test_restyling_draws_within_its_ranges_and_keeps_the_other_draws(splits):
+    cfg, pool = RenderConfig(), splits.train
+    keys = rng.item_keys(7, torch.arange(4000))
+    plain = sample_params(keys, len(pool), cfg, Augment(elastic_alpha=2, padding_jitter=2))
+    params = sample_params(keys, len(pool), cfg, Augment(elastic_alpha=2, padding_jitter=2, slant=0.3, aspect=0.2))
+    assert plain.style is None and params.style.shape == (4000, 4, 2)
+    for name in ("digit_index", "scale", "angle_deg", "overlap", "displacement", "padding"):
+        assert torch.equal(getattr(params, name), getattr(plain, name))
+    shear, width = params.style.unbind(-1)
+    assert shear.abs().max() <= 0.3 and (width - 1).abs().max() <= 0.2
+    for values, most in ((shear, 0.3), (width - 1, 0.2)):  # uniform: a quarter in each quarter of the range
+        quarters = torch.bincount(((values / most + 1) * 2).long().clamp(max=3).flatten(), minlength=4)
+        assert quarters.min() > 3700 and quarters.max() < 4300
+    assert params[5:9].style.shape == (4, 4, 2)
+
+
 def test_padding_jitter_draws_each_side_within_its_range(splits):
     cfg, pool = RenderConfig(), splits.train
     keys = rng.item_keys(7, torch.arange(2000))

@@ -74,13 +74,18 @@ class Augment:
       0), so the stretched content moves and changes size a little, as a badly centred
       CAPTCHA would;
     - overlap: the training CAPTCHAs' own [min, max] overlap between neighbouring digits'
-      ink (integers, inclusive), in place of data.render's; None keeps data.render's."""
+      ink (integers, inclusive), in place of data.render's; None keeps data.render's;
+    - slant and aspect: each digit is restyled as another writer's hand before its scale and
+      rotation: sheared (x += k y, k uniform in [-slant, slant]; y points down) and made
+      wider or narrower (width times a factor uniform in [1 - aspect, 1 + aspect])."""
 
     elastic_alpha: float = 0.0
     elastic_cells: int = 6
     stroke: float = 0.0
     padding_jitter: int = 0
     overlap: tuple[int, int] | None = None
+    slant: float = 0.0
+    aspect: float = 0.0
 
     def __post_init__(self) -> None:
         alpha, cells, stroke, jitter = self.elastic_alpha, self.elastic_cells, self.stroke, self.padding_jitter
@@ -92,6 +97,9 @@ class Augment:
             raise ConfigError(f"data.augment.stroke: must be a number in [0, 1] (got {stroke!r})")
         if isinstance(jitter, bool) or not isinstance(jitter, int) or not 0 <= jitter <= 20:
             raise ConfigError(f"data.augment.padding_jitter: must be an integer in [0, 20] pixels (got {jitter!r})")
+        for name, value, most in (("slant", self.slant, 1), ("aspect", self.aspect, 0.5)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= most:
+                raise ConfigError(f"data.augment.{name}: must be a number in [0, {most}] (got {value!r})")
         if self.overlap is not None:
             low_high = tuple(self.overlap) if isinstance(self.overlap, (list, tuple)) else ()
             if not (len(low_high) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in low_high)
@@ -102,7 +110,13 @@ class Augment:
 
     @property
     def active(self) -> bool:
-        return self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0 or self.overlap is not None
+        return (self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0 or self.overlap is not None
+                or self.restyles)
+
+    @property
+    def restyles(self) -> bool:
+        """Whether digits are slanted or resized (`slant`, `aspect`)."""
+        return self.slant > 0 or self.aspect > 0
 
     def render_config(self, cfg: RenderConfig) -> RenderConfig:
         """`cfg` with the training overlap range, where one is set."""
@@ -169,12 +183,14 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
     any allowed scale, rotation, elastic displacement and stroke change about its ink centre.
     It depends only on the digit source and the configs, so every sample position does too.
 
-    A patch pixel at offset z from the patch centre samples the source at c + R z / scale
-    (plus the elastic field f, |f| <= alpha per axis). Bilinear sampling is nonzero only
+    A patch pixel at offset z from the patch centre samples the source at c + S^-1 R z / scale
+    (plus the elastic field f, |f| <= alpha per axis), S being the digit's restyling (slant
+    and width, identity without them). Bilinear sampling is nonzero only
     within `reach` = 1 pixel (per axis) of an ink-pixel centre q (2 with a stroke augment,
-    whose dilation spreads ink by one), so a nonzero z lies within scale * R^-1 (q - c + d)
+    whose dilation spreads ink by one), so a nonzero z lies within scale * R^-1 S (q - c + d)
     for some d in (-(reach + alpha), reach + alpha)^2; its largest |x| or |y| is `bound`
-    below. Pixel centres sit at half-integers, and the patch must hold each one below
+    below. |S (q - c)| per axis, convex in S's shear and width, peaks at their extremes; S d
+    stays within (width + |shear|) (reach + alpha) per axis. Pixel centres sit at half-integers, and the patch must hold each one below
     `bound`. A larger patch only adds black pixels around the same samples, so the rendered
     CAPTCHAs do not depend on it."""
     offsets = _ink_offsets(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE).cpu())
@@ -183,9 +199,13 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
     angles = torch.linspace(math.radians(cfg.rotation_min), math.radians(cfg.rotation_max), 721, dtype=torch.float64)
     cos, sin = angles.cos(), angles.sin()
     x, y = offsets[:, :1].double(), offsets[:, 1:].double()
-    rotated = torch.maximum((x * cos + y * sin).abs(), (y * cos - x * sin).abs())  # R^-1 (q - c), either axis
+    widest = 1 + augment.aspect
+    if augment.restyles:  # S (q - c) at each extreme of width and shear
+        extremes = [(w, k) for w in (1 - augment.aspect, widest) for k in (-augment.slant, augment.slant)]
+        x, y = torch.cat([w * x + k * y for w, k in extremes]), y.repeat(len(extremes), 1)
+    rotated = torch.maximum((x * cos + y * sin).abs(), (y * cos - x * sin).abs())  # R^-1 S (q - c), either axis
     reach = 2 if augment.stroke > 0 else 1
-    spill = (reach + augment.elastic_alpha) * (cos.abs() + sin.abs())
+    spill = (reach + augment.elastic_alpha) * (widest + augment.slant) * (cos.abs() + sin.abs())
     # Between sampled angles a coordinate can exceed its sampled maximum by at most
     # radius * (1 - cos(step / 2)) < 1e-4 pixels here; 1e-3 covers it.
     bound = ((rotated + spill).max().item() + 1e-3) * cfg.scale_max
@@ -196,9 +216,10 @@ def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augme
 class CaptchaParams:
     """The random choices behind a batch of CAPTCHAs, all (B, num_digits) except overlap
     (B, num_digits - 1), the elastic control-point offsets, in source pixels,
-    (B, num_digits, 2, cells, cells) or None, the stroke weights (B, num_digits) or None, and
-    the crop's padding per side, int64 (B, 4) as left, right, top, bottom, or None (the
-    config's padding on every side)."""
+    (B, num_digits, 2, cells, cells) or None, the stroke weights (B, num_digits) or None, the
+    crop's padding per side, int64 (B, 4) as left, right, top, bottom, or None (the config's
+    padding on every side), and each digit's restyling (B, num_digits, 2) as (shear, width
+    factor), or None."""
 
     digit_index: torch.Tensor
     scale: torch.Tensor
@@ -207,13 +228,14 @@ class CaptchaParams:
     displacement: torch.Tensor | None = None
     stroke: torch.Tensor | None = None
     padding: torch.Tensor | None = None
+    style: torch.Tensor | None = None
 
     def __getitem__(self, rows: slice) -> CaptchaParams:
         def part(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x[rows]
 
         return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
-                             part(self.displacement), part(self.stroke), part(self.padding))
+                             part(self.displacement), part(self.stroke), part(self.padding), part(self.style))
 
     def max_padding(self, cfg: RenderConfig) -> int:
         """The largest padding of any side of any CAPTCHA here, which sizes the canvas."""
@@ -222,30 +244,36 @@ class CaptchaParams:
 
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
     """Draw each CAPTCHA's digits and geometry from its own key. The augments' draws come from
-    words after those (elastic offsets, then stroke weights, then paddings), so an augmented
-    CAPTCHA has the same digits, scales, angles and overlaps."""
+    words after those (elastic offsets, then stroke weights, then paddings, then restyling),
+    so an augmented CAPTCHA has the same digits, scales, angles and overlaps."""
     n = cfg.num_digits
     cells = augment.elastic_cells
     elastic = 2 * n * cells * cells if augment.elastic_alpha > 0 else 0
     strokes = n if augment.stroke > 0 else 0
     jitter = augment.padding_jitter
-    words = rng.random_words(keys, 4 * n + elastic + strokes + (4 if jitter else 0))
+    sides = 4 if jitter else 0
+    styles = 2 * n if augment.restyles else 0
+    words = rng.random_words(keys, 4 * n + elastic + strokes + sides + styles)
     unit = rng.words_to_unit(words[:, n:]).float()
     digit_index = ((words[:, :n] >> 1) & ((1 << 62) - 1)) % pool_size
     scale = cfg.scale_min + unit[:, :n] * (cfg.scale_max - cfg.scale_min)
     angle = cfg.rotation_min + unit[:, n:2 * n] * (cfg.rotation_max - cfg.rotation_min)
     span = cfg.overlap_max - cfg.overlap_min + 1
     overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
-    displacement = stroke = padding = None
+    displacement = stroke = padding = style = None
     if elastic:
         offsets = unit[:, 3 * n:3 * n + elastic] * 2 - 1
         displacement = offsets.mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
     if strokes:
         stroke = (unit[:, 3 * n + elastic:3 * n + elastic + strokes] * 2 - 1).mul_(augment.stroke)
     if jitter:
-        steps = (unit[:, 3 * n + elastic + strokes:] * (2 * jitter + 1)).long().clamp_(max=2 * jitter)
+        first = 3 * n + elastic + strokes
+        steps = (unit[:, first:first + sides] * (2 * jitter + 1)).long().clamp_(max=2 * jitter)
         padding = steps.add_(cfg.padding - jitter).clamp_(min=0)
-    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke, padding)
+    if styles:
+        signed = (unit[:, 3 * n + elastic + strokes + sides:] * 2 - 1).view(-1, n, 2)
+        style = torch.stack([signed[..., 0] * augment.slant, signed[..., 1] * augment.aspect + 1], -1)
+    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke, padding, style)
 
 
 def _restroke(digits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -258,9 +286,12 @@ def _restroke(digits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tensor, angle_deg: torch.Tensor,
-                   size: int, displacement: torch.Tensor | None = None) -> torch.Tensor:
+                   size: int, displacement: torch.Tensor | None = None,
+                   style: torch.Tensor | None = None) -> torch.Tensor:
     """(N, 1, P, P): each 28x28 digit scaled and rotated about its ink centre, by one bilinear
-    sample; with `displacement` (N, 2, cells, cells), in source pixels, also warped elastically."""
+    sample; with `displacement` (N, 2, cells, cells), in source pixels, also warped elastically;
+    with `style` (N, 2) as (shear k, width factor w), slanted and resized first: the digit's
+    point (x, y) about its ink centre moves to (w x + k y, y)."""
     # A rotation with a uniform scale is a multiplication by one complex number, so the
     # sampling grid, patch pixel offsets z -> source points c + w z, is a single complex
     # multiply-add, already in the interleaved (N, P, P, 2) layout that grid_sample reads.
@@ -273,7 +304,12 @@ def _digit_patches(digits: torch.Tensor, center: torch.Tensor, scale: torch.Tens
         basis = _spline_basis(size, displacement.shape[-1], digits.device)
         field = basis @ displacement @ basis.T
         c = torch.complex(field[:, 0], field[:, 1]).mul_(2.0 / DIGIT_SIZE).add_(c)  # pixels -> [-1, 1] units
-    grid = torch.view_as_real(torch.addcmul(c, w.view(-1, 1, 1), z))
+    if style is None:
+        grid = torch.view_as_real(torch.addcmul(c, w.view(-1, 1, 1), z))
+    else:  # undo the restyling of the rotated, scaled offsets: x = (x' - k y') / w
+        t = w.view(-1, 1, 1) * z
+        shear, width = style[:, 0].view(-1, 1, 1), style[:, 1].view(-1, 1, 1)
+        grid = torch.view_as_real(torch.complex((t.real - shear * t.imag) / width, t.imag) + c)
     return F.grid_sample(digits, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -366,8 +402,9 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     if params.stroke is not None:
         digits = _restroke(digits, params.stroke.reshape(-1))
     displacement = None if params.displacement is None else params.displacement.flatten(0, 1)
+    style = None if params.style is None else params.style.flatten(0, 1)
     patches = _digit_patches(digits, pool.ink_center[flat_index], params.scale.reshape(-1),
-                             params.angle_deg.reshape(-1), patch, displacement)
+                             params.angle_deg.reshape(-1), patch, displacement, style)
     # Like the reference, paste only each digit's ink box. Every pixel outside it is below the
     # ink threshold, so zeroing the sub-threshold pixels does that in one pass.
     patches = F.threshold(patches.view(b * n, patch, patch), INK_THRESHOLD, 0.0, inplace=True)
