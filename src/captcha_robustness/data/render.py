@@ -180,19 +180,20 @@ def _ink_offsets(images: torch.Tensor) -> torch.Tensor:
 
 def patch_size(digits: torch.Tensor, cfg: RenderConfig, augment: Augment = Augment()) -> int:
     """Side of the (even) square patch that holds every nonzero pixel of any of `digits` after
-    any allowed scale, rotation, elastic displacement and stroke change about its ink centre.
+    any allowed scale, rotation, elastic displacement, stroke change and restyling about its
+    ink centre.
     It depends only on the digit source and the configs, so every sample position does too.
 
     A patch pixel at offset z from the patch centre samples the source at c + S^-1 R z / scale
     (plus the elastic field f, |f| <= alpha per axis), S being the digit's restyling (slant
-    and width, identity without them). Bilinear sampling is nonzero only
-    within `reach` = 1 pixel (per axis) of an ink-pixel centre q (2 with a stroke augment,
-    whose dilation spreads ink by one), so a nonzero z lies within scale * R^-1 S (q - c + d)
-    for some d in (-(reach + alpha), reach + alpha)^2; its largest |x| or |y| is `bound`
-    below. |S (q - c)| per axis, convex in S's shear and width, peaks at their extremes; S d
-    stays within (width + |shear|) (reach + alpha) per axis. Pixel centres sit at half-integers, and the patch must hold each one below
-    `bound`. A larger patch only adds black pixels around the same samples, so the rendered
-    CAPTCHAs do not depend on it."""
+    and width; the identity without them). Bilinear sampling is nonzero only within `reach`
+    = 1 pixel (per axis) of an ink-pixel centre q (2 with a stroke augment, whose dilation
+    spreads ink by one), so a nonzero z lies within scale * R^-1 S (q - c + d) for some d in
+    (-(reach + alpha), reach + alpha)^2; its largest |x| or |y| is `bound` below. |S (q - c)|
+    per axis is convex in S's shear and width, so it peaks at their extremes, and S d stays
+    within (width + |shear|) (reach + alpha) per axis. Pixel centres sit at half-integers, and
+    the patch must hold each one below `bound`. A larger patch only adds black pixels around
+    the same samples, so the rendered CAPTCHAs do not depend on it."""
     offsets = _ink_offsets(digits.reshape(-1, DIGIT_SIZE, DIGIT_SIZE).cpu())
     if len(offsets) == 0:
         return 2
