@@ -2,15 +2,20 @@
 
 import json
 
+import hydra
 import pandas as pd
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
 from captcha_robustness import runs
+from captcha_robustness.cli import CONFIG_DIR
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.evaluate import check_compatible
+from captcha_robustness.models.mutual import log_mean_softmax
+from captcha_robustness.models.solver import digit_strings
 from captcha_robustness.predict import find_images, load_image, predict
 from captcha_robustness.runs import load_solver
 from clitools import TINY, assert_one_line_error, run
@@ -185,13 +190,6 @@ def test_an_ensemble_needs_one_image_shape(trained, monkeypatch):
 
 def test_eval_reads_one_member_of_a_members_checkpoint(tmp_path):
     """`member=K` reads network K of a members=N checkpoint alone; without it, their ensemble."""
-    import hydra
-    from hydra import compose, initialize_config_dir
-
-    from captcha_robustness.cli import CONFIG_DIR
-    from captcha_robustness.models.mutual import log_mean_softmax
-    from captcha_robustness.models.solver import digit_strings
-
     trained = run(tmp_path, "train", *TINY, "members=2", "hydra.run.dir=pair")
     assert trained.returncode == 0, trained.stderr[-3000:]
     ckpt = tmp_path / "pair" / "checkpoints" / "last.ckpt"
