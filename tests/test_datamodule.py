@@ -187,6 +187,14 @@ def test_slant_and_aspect_restyle_training_digits_only():
     assert 0.8 < ink_ratio < 1.2  # reshaped, not smeared
 
 
+def test_erase_augment_removes_ink_from_training_digits_only():
+    before, after = training_captchas_with({"erase": 8})
+    ink_ratio = (after["image"] > 0.5).float().mean((1, 2, 3)) / (before["image"] > 0.5).float().mean((1, 2, 3))
+    assert (ink_ratio < 0.9).any() and 0.6 < ink_ratio.median() < 1.0  # strokes cut, digits still there
+    with pytest.raises(ConfigError, match=r"data.augment.erase: must be an integer in \[0, 14\]"):
+        make_dm(augment={"erase": 2.5})
+
+
 def test_overlap_augment_changes_training_overlaps_only():
     before, after = training_captchas_with({"overlap": [8, 9]})
     assert ((before["image"] - after["image"]).abs().amax((1, 2, 3)) > 0.3).all()

@@ -7,7 +7,7 @@ import torch
 from captcha_robustness.data import reference_pil
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import (
-    INK_THRESHOLD, Augment, DigitPool, RenderConfig, _digit_patches, _restroke, patch_size, render, sample_params,
+    INK_THRESHOLD, Augment, DigitPool, RenderConfig, _digit_patches, _erase_squares, _restroke, patch_size, render, sample_params,
 )
 from captcha_robustness.data import rng
 
@@ -293,3 +293,25 @@ def test_matches_the_reference_recipe_statistically(splits, synth):
 def test_an_empty_batch_gives_empty_tensors(synth):
     batch = synth.with_noise(NoiseConfig.from_dict({"name": "gaussian", "level": 0.2}))(torch.arange(0))
     assert batch["image"].shape == (0, 1, 100, 110) and batch["label"].shape == (0, 4)
+
+
+def test_erase_blacks_out_one_square_per_digit_and_keeps_the_other_draws(splits):
+    cfg, pool = RenderConfig(), splits.train
+    keys = rng.item_keys(7, torch.arange(4000))
+    plain = sample_params(keys, len(pool), cfg, Augment(elastic_alpha=2, slant=0.3))
+    params = sample_params(keys, len(pool), cfg, Augment(elastic_alpha=2, slant=0.3, erase=8))
+    assert plain.erase is None and params.erase.shape == (4000, 4, 4)
+    for name in ("digit_index", "scale", "angle_deg", "overlap", "displacement", "style"):
+        assert torch.equal(getattr(params, name), getattr(plain, name))
+    x0, x1, y0, y1 = params.erase.unbind(-1)
+    assert torch.equal(x1 - x0, torch.full_like(x0, 8)) and torch.equal(y1 - y0, torch.full_like(y0, 8))
+    centres = torch.cat([x0 + 4, y0 + 4]).flatten()  # uniform over the 28 pixels
+    assert centres.min() == 0 and centres.max() == 27
+    counts = torch.bincount(centres, minlength=28)
+    assert counts.min() > 0.8 * counts.float().mean() and counts.max() < 1.2 * counts.float().mean()
+
+    digits = torch.ones(3, 1, 28, 28)
+    bounds = torch.tensor([[0, 8, 0, 8], [-4, 4, 24, 32], [10, 18, 5, 13]])
+    erased = _erase_squares(digits.clone(), bounds)
+    assert erased.sum((1, 2, 3)).tolist() == [784 - 64, 784 - 16, 784 - 64]  # clipped at the border
+    assert erased[2, 0, 5:13, 10:18].sum() == 0 and erased[2, 0, 4, 10] == 1 and erased[2, 0, 5, 18] == 1

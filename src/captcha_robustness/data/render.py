@@ -77,7 +77,11 @@ class Augment:
       ink (integers, inclusive), in place of data.render's; None keeps data.render's;
     - slant and aspect: each digit is restyled as another writer's hand before its scale and
       rotation: sheared (x += k y, k uniform in [-slant, slant]; y points down) and made
-      wider or narrower (width times a factor uniform in [1 - aspect, 1 + aspect])."""
+      wider or narrower (width times a factor uniform in [1 - aspect, 1 + aspect]);
+    - erase: a square of `erase` x `erase` source pixels is blacked out in each digit before
+      any other change, its centre uniform over the 28 x 28 image, so it often misses the ink
+      or clips it (Cutout, DeVries and Taylor, 2017): the network must read digits with a
+      stroke missing, as a neighbour's overlap hides part of one."""
 
     elastic_alpha: float = 0.0
     elastic_cells: int = 6
@@ -86,6 +90,7 @@ class Augment:
     overlap: tuple[int, int] | None = None
     slant: float = 0.0
     aspect: float = 0.0
+    erase: int = 0
 
     def __post_init__(self) -> None:
         alpha, cells, stroke, jitter = self.elastic_alpha, self.elastic_cells, self.stroke, self.padding_jitter
@@ -100,6 +105,8 @@ class Augment:
         for name, value, most in (("slant", self.slant, 1), ("aspect", self.aspect, 0.5)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= most:
                 raise ConfigError(f"data.augment.{name}: must be a number in [0, {most}] (got {value!r})")
+        if isinstance(self.erase, bool) or not isinstance(self.erase, int) or not 0 <= self.erase <= 14:
+            raise ConfigError(f"data.augment.erase: must be an integer in [0, 14] pixels (got {self.erase!r})")
         if self.overlap is not None:
             low_high = tuple(self.overlap) if isinstance(self.overlap, (list, tuple)) else ()
             if not (len(low_high) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in low_high)
@@ -111,7 +118,7 @@ class Augment:
     @property
     def active(self) -> bool:
         return (self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0 or self.overlap is not None
-                or self.restyles)
+                or self.restyles or self.erase > 0)
 
     @property
     def restyles(self) -> bool:
@@ -219,8 +226,9 @@ class CaptchaParams:
     (B, num_digits - 1), the elastic control-point offsets, in source pixels,
     (B, num_digits, 2, cells, cells) or None, the stroke weights (B, num_digits) or None, the
     crop's padding per side, int64 (B, 4) as left, right, top, bottom, or None (the config's
-    padding on every side), and each digit's restyling (B, num_digits, 2) as (shear, width
-    factor), or None."""
+    padding on every side), each digit's restyling (B, num_digits, 2) as (shear, width
+    factor), or None, and each digit's erased square, int64 (B, num_digits, 4) as its first
+    and one-past-last column, then row, in the 28 x 28 source, or None."""
 
     digit_index: torch.Tensor
     scale: torch.Tensor
@@ -230,13 +238,14 @@ class CaptchaParams:
     stroke: torch.Tensor | None = None
     padding: torch.Tensor | None = None
     style: torch.Tensor | None = None
+    erase: torch.Tensor | None = None
 
     def __getitem__(self, rows: slice) -> CaptchaParams:
         def part(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x[rows]
 
         return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
-                             part(self.displacement), part(self.stroke), part(self.padding), part(self.style))
+                             part(self.displacement), part(self.stroke), part(self.padding), part(self.style), part(self.erase))
 
     def max_padding(self, cfg: RenderConfig) -> int:
         """The largest padding of any side of any CAPTCHA here, which sizes the canvas."""
@@ -245,7 +254,7 @@ class CaptchaParams:
 
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
     """Draw each CAPTCHA's digits and geometry from its own key. The augments' draws come from
-    words after those (elastic offsets, then stroke weights, then paddings, then restyling),
+    words after those (elastic offsets, then stroke weights, paddings, restyling, erasures),
     so an augmented CAPTCHA has the same digits, scales, angles and overlaps."""
     n = cfg.num_digits
     cells = augment.elastic_cells
@@ -254,14 +263,15 @@ def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment
     jitter = augment.padding_jitter
     sides = 4 if jitter else 0
     styles = 2 * n if augment.restyles else 0
-    words = rng.random_words(keys, 4 * n + elastic + strokes + sides + styles)
+    erasures = 2 * n if augment.erase else 0
+    words = rng.random_words(keys, 4 * n + elastic + strokes + sides + styles + erasures)
     unit = rng.words_to_unit(words[:, n:]).float()
     digit_index = ((words[:, :n] >> 1) & ((1 << 62) - 1)) % pool_size
     scale = cfg.scale_min + unit[:, :n] * (cfg.scale_max - cfg.scale_min)
     angle = cfg.rotation_min + unit[:, n:2 * n] * (cfg.rotation_max - cfg.rotation_min)
     span = cfg.overlap_max - cfg.overlap_min + 1
     overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
-    displacement = stroke = padding = style = None
+    displacement = stroke = padding = style = erase = None
     if elastic:
         offsets = unit[:, 3 * n:3 * n + elastic] * 2 - 1
         displacement = offsets.mul_(augment.elastic_alpha).view(-1, n, 2, cells, cells)
@@ -272,9 +282,25 @@ def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment
         steps = (unit[:, first:first + sides] * (2 * jitter + 1)).long().clamp_(max=2 * jitter)
         padding = steps.add_(cfg.padding - jitter).clamp_(min=0)
     if styles:
-        signed = (unit[:, 3 * n + elastic + strokes + sides:] * 2 - 1).view(-1, n, 2)
+        first = 3 * n + elastic + strokes + sides
+        signed = (unit[:, first:first + styles] * 2 - 1).view(-1, n, 2)
         style = torch.stack([signed[..., 0] * augment.slant, signed[..., 1] * augment.aspect + 1], -1)
-    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke, padding, style)
+    if erasures:  # each square's centre pixel (x, y), uniform over the digit image
+        centre = (unit[:, -erasures:] * DIGIT_SIZE).long().clamp_(max=DIGIT_SIZE - 1).view(-1, n, 2)
+        start = centre - augment.erase // 2
+        erase = torch.stack([start[..., 0], start[..., 0] + augment.erase,
+                             start[..., 1], start[..., 1] + augment.erase], -1)
+    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke, padding, style, erase)
+
+
+def _erase_squares(digits: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) digits with each one's square (N, 4: first and one-past-last column,
+    then row) set to 0, in place."""
+    idx = torch.arange(DIGIT_SIZE, device=digits.device)
+    x0, x1, y0, y1 = (b.view(-1, 1) for b in bounds.unbind(-1))
+    cols = (idx >= x0) & (idx < x1)
+    rows = (idx >= y0) & (idx < y1)
+    return digits.masked_fill_((rows.unsqueeze(2) & cols.unsqueeze(1)).unsqueeze(1), 0.0)
 
 
 def _restroke(digits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -400,6 +426,8 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     device = pool.images.device
     flat_index = params.digit_index.reshape(-1)
     digits = pool.images.index_select(0, flat_index).unsqueeze(1).float().div_(255.0)
+    if params.erase is not None:
+        digits = _erase_squares(digits, params.erase.flatten(0, 1))
     if params.stroke is not None:
         digits = _restroke(digits, params.stroke.reshape(-1))
     displacement = None if params.displacement is None else params.displacement.flatten(0, 1)
