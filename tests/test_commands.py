@@ -95,6 +95,29 @@ def test_resume_continues_the_step_count(trained):
     assert state["global_step"] == 16 and state["epoch"] == 1
 
 
+def test_init_from_starts_a_new_run_from_the_weights(trained):
+    cwd, _ = trained
+    ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
+    result = run(cwd, "train", *TINY, "optimizer.lr=0", "optimizer.weight_decay=0", f"init_from={ckpt}",
+                 "hydra.run.dir=finetune")
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = torch.load(ckpt, map_location="cpu", weights_only=False)
+    after = torch.load(cwd / "finetune" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert after["global_step"] == 256 // 32 and after["epoch"] == 0  # a new count, not a resumed one
+    weights = [k for k in before["state_dict"] if k.endswith(".weight")]
+    assert len(weights) > 10
+    for key in weights:  # learning rate 0: the first run's weights, unchanged
+        assert torch.equal(after["state_dict"][key], before["state_dict"][key]), key
+
+
+def test_bad_init_from_is_one_clear_line(trained, tmp_path):
+    cwd, _ = trained
+    ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
+    assert_one_line_error(run(tmp_path, "train", *TINY, "init_from=nope.ckpt"), "init_from")
+    assert_one_line_error(run(tmp_path, "train", *TINY, f"init_from={ckpt}", f"ckpt_path={ckpt}"), "init_from")
+    assert_one_line_error(run(tmp_path, "train", *TINY, "model=seed_cnn", f"init_from={ckpt}"), "init_from")
+
+
 def test_ema_weights_are_validated_checkpointed_tested_and_resumed(tmp_path):
     # "Best" is the lowest step, i.e. the first epoch: last.ckpt must still follow the run.
     result = run(tmp_path, "train", *TINY[:-3], "trainer.max_epochs=2", "trainer.enable_progress_bar=false",

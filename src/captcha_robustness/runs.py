@@ -16,17 +16,17 @@ from captcha_robustness.models.solver import CaptchaSolver, digit_strings
 from captcha_robustness.sweeps.jobs import PLAN_FILE
 
 
-def load_solver(ckpt_path: str | None, map_location: str = "cpu") -> CaptchaSolver:
-    """A CaptchaSolver rebuilt from the checkpoint file alone, or one clear error."""
+def load_solver(ckpt_path: str | None, map_location: str = "cpu", field: str = "ckpt_path") -> CaptchaSolver:
+    """A CaptchaSolver rebuilt from the checkpoint file alone, or one clear error naming `field`."""
     if not ckpt_path:
-        raise ConfigError("ckpt_path: required; pass ckpt_path=PATH to a .ckpt written by captcha-train")
+        raise ConfigError(f"{field}: required; pass {field}=PATH to a .ckpt written by captcha-train")
     path = Path(ckpt_path)
     if not path.is_file():
-        raise ConfigError(f"ckpt_path: no such file: {path}")
+        raise ConfigError(f"{field}: no such file: {path}")
     try:
         return CaptchaSolver.load_from_checkpoint(path, map_location=map_location)
     except Exception as exc:  # noqa: BLE001 - any failure to read is the same user error
-        raise ConfigError(f"ckpt_path: {path} is not a checkpoint written by captcha-train "
+        raise ConfigError(f"{field}: {path} is not a checkpoint written by captcha-train "
                           f"({type(exc).__name__})") from exc
 
 

@@ -27,7 +27,7 @@ from captcha_robustness.models.solver import CaptchaSolver
 from captcha_robustness.reports import save_confusion, summary_lines
 from captcha_robustness.files import atomic_path, write_json
 from captcha_robustness.sweeps.jobs import CHECKPOINTS, DONE_FILE, STARTED_FILE
-from captcha_robustness.runs import default_model_id, metrics_to_floats, noise_name, predictions_table
+from captcha_robustness.runs import default_model_id, load_solver, metrics_to_floats, noise_name, predictions_table
 
 
 def build_loggers(names: list[str], out: Any) -> list:
@@ -56,6 +56,17 @@ def build_solver(cfg: DictConfig) -> CaptchaSolver:
     )
 
 
+def start_from_weights(solver: CaptchaSolver, path: str) -> None:
+    """Copy the network weights of the checkpoint at `path` into `solver`, whose optimiser,
+    schedule and epoch count stay new: fine-tuning, where ckpt_path= would resume."""
+    source = load_solver(path, field="init_from").model.state_dict()
+    try:
+        solver.model.load_state_dict(source)
+    except RuntimeError as exc:
+        raise ConfigError(f"init_from: {path} holds another network than this run's model config; "
+                          f"pass the model overrides it was trained with") from exc
+
+
 def interrupted_checkpoint(out: Path) -> str | None:
     """The last checkpoint of an unfinished sweep job in this directory, of the same config
     (sweeps/jobs.py): a killed training sweep run again continues instead of starting over."""
@@ -70,6 +81,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     solver = build_solver(cfg)
+    if cfg.init_from:
+        if cfg.ckpt_path:
+            raise ConfigError("init_from: cannot be combined with ckpt_path (which resumes a run); pass one")
+        start_from_weights(solver, cfg.init_from)
     # No "=" in file names: it would have to be quoted in a ckpt_path=... override.
     checkpoint = ModelCheckpoint(dirpath=out / CHECKPOINTS, filename="best-epoch{epoch:02d}-step{step}",
                                  auto_insert_metric_name=False, monitor=cfg.checkpoint.monitor,
