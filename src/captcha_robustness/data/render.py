@@ -81,7 +81,8 @@ class Augment:
     - erase: a square of `erase` x `erase` source pixels is blacked out in each digit before
       any other change, its centre uniform over the 28 x 28 image, so it often misses the ink
       or clips it (Cutout, DeVries and Taylor, 2017): the network must read digits with a
-      stroke missing, as a neighbour's overlap hides part of one."""
+      stroke missing, as a neighbour's overlap hides part of one (it cost an hour-long pair
+      0.76 points of test CAPTCHAs: docs/accuracy.md)."""
 
     elastic_alpha: float = 0.0
     elastic_cells: int = 6
@@ -245,7 +246,8 @@ class CaptchaParams:
             return None if x is None else x[rows]
 
         return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
-                             part(self.displacement), part(self.stroke), part(self.padding), part(self.style), part(self.erase))
+                             part(self.displacement), part(self.stroke), part(self.padding), part(self.style),
+                             part(self.erase))
 
     def max_padding(self, cfg: RenderConfig) -> int:
         """The largest padding of any side of any CAPTCHA here, which sizes the canvas."""
