@@ -22,11 +22,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from captcha_robustness.cli import CONFIG_DIR
+from captcha_robustness.commands.cli import CONFIG_DIR
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.evaluate import check_compatible
-from captcha_robustness.models.solver import CaptchaMetrics
-from captcha_robustness.runs import load_solver
+from captcha_robustness.commands.evaluate import check_compatible
+from captcha_robustness.models.module import CaptchaMetrics
+from captcha_robustness.runs import load_module
 
 # Training draws ids epoch * train_size + i; ids from here on were never drawn by a run of
 # fewer than 50,000 epochs of 20,000 CAPTCHAs.
@@ -45,7 +45,7 @@ def with_trained_digits(overrides: list[str], trained_on: str | None) -> list[st
 def split_accuracy(ckpts: list[str], overrides: list[str], count: int,
                    batch: int = 500) -> list[tuple[str, dict[str, tuple[float, float]]]]:
     """[(checkpoint, or "ensemble" after several, {split: (acc_seq, acc_mean)})]."""
-    solvers = [load_solver(ckpt) for ckpt in ckpts]
+    solvers = [load_module(ckpt) for ckpt in ckpts]
     sources = {(solver.hparams.data_info or {}).get("digits") for solver in solvers}
     if len(sources) > 1:
         raise ConfigError(f"checkpoints: they trained on different digit sources ({', '.join(map(str, sources))})")

@@ -11,13 +11,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from captcha_robustness import runs
-from captcha_robustness.cli import CONFIG_DIR
+from captcha_robustness.commands.cli import CONFIG_DIR
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.evaluate import check_compatible
+from captcha_robustness.commands.evaluate import check_compatible
 from captcha_robustness.models.mutual import log_mean_softmax
-from captcha_robustness.models.solver import digit_strings
-from captcha_robustness.predict import find_images, load_image, predict
-from captcha_robustness.runs import load_solver
+from captcha_robustness.models.module import digit_strings
+from captcha_robustness.commands.predict import find_images, load_image, predict
+from captcha_robustness.runs import load_module
 from clitools import TINY, assert_one_line_error, run
 
 
@@ -186,12 +186,12 @@ def test_bad_input_is_one_clear_line(trained, tmp_path):
 
 def test_bad_checkpoints_images_and_sizes_name_the_field(trained, tmp_path):
     cwd, _ = trained
-    solver = load_solver(str(cwd / "run1" / "checkpoints" / "last.ckpt"))
+    solver = load_module(str(cwd / "run1" / "checkpoints" / "last.ckpt"))
     (tmp_path / "broken.png").write_text("not an image")
     with pytest.raises(ConfigError, match="^ckpt_path: .* is not a checkpoint written by captcha-train"):
-        load_solver(str(tmp_path / "broken.png"))
+        load_module(str(tmp_path / "broken.png"))
     with pytest.raises(ConfigError, match="^ckpt_path: required"):
-        load_solver(None)
+        load_module(None)
     with pytest.raises(ConfigError, match="^images: cannot read .*broken.png"):
         load_image(tmp_path / "broken.png", 100, 110, invert=False)
     with pytest.raises(ConfigError, match="^images: no such image"):
@@ -202,10 +202,10 @@ def test_bad_checkpoints_images_and_sizes_name_the_field(trained, tmp_path):
 
 def test_an_ensemble_needs_one_image_shape(trained, monkeypatch):
     ckpt = str(trained[0] / "run1" / "checkpoints" / "last.ckpt")
-    wider = load_solver(ckpt)
+    wider = load_module(ckpt)
     wider.hparams.image_size = [100, 120]
-    solvers = iter([load_solver(ckpt), wider])
-    monkeypatch.setattr(runs, "load_solver", lambda path: next(solvers))
+    solvers = iter([load_module(ckpt), wider])
+    monkeypatch.setattr(runs, "load_module", lambda path: next(solvers))
     with pytest.raises(ConfigError, match=r"^ckpt_path: the checkpoints read different CAPTCHAs "
                                           r"\(num_digits, height, width: \(4, 100, 110\), \(4, 100, 120\)\)"):
         runs.load_ensemble([ckpt, ckpt])
@@ -229,7 +229,7 @@ def test_eval_reads_one_member_of_a_members_checkpoint(tmp_path):
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup()
     images = datamodule.synths["test"](torch.arange(96))["image"]
-    networks = load_solver(str(ckpt)).eval().model.members
+    networks = load_module(str(ckpt)).eval().model.members
     with torch.no_grad():
         logits = torch.stack([network(images) for network in networks])
     assert tables["first"]["prediction"].tolist() == digit_strings(logits[0].argmax(-1))

@@ -5,7 +5,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from captcha_robustness.cli import CONFIG_DIR
+from captcha_robustness.commands.cli import CONFIG_DIR
 from captcha_robustness.data.datamodule import CaptchaDataModule, CaptchaIdSampler
 from captcha_robustness.data.digits import MnistDigits, Mnist5kDigits
 from captcha_robustness.errors import ConfigError

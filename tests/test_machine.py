@@ -1,4 +1,4 @@
-from captcha_robustness.machine import count_cpus, describe
+from benchmarks.machine import count_cpus, describe
 
 
 def test_count_cpus_reads_the_kernels_list_format():

@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
-from captcha_robustness.cli import CONFIG_DIR
+from captcha_robustness.commands.cli import CONFIG_DIR
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.models.multihead_cnn import GlimpseHeads, MultiHeadCNN
 from captcha_robustness.models.seed_cnn import SeedCNN
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.models.solver import (CaptchaMetrics, CaptchaSolver, check_shifts, confidence,
+from captcha_robustness.models.module import (CaptchaMetrics, CaptchaModule, check_shifts, confidence,
                                               digit_strings, shifted)
 
 MULTIHEAD = {"_target_": "captcha_robustness.models.multihead_cnn.MultiHeadCNN", "num_digits": 2,
@@ -116,7 +116,7 @@ def test_a_few_hundred_steps_really_learn(tmp_path, glimpses):
     pl.seed_everything(0)
     dm = CaptchaDataModule(Mnist5kDigits(), render={"num_digits": 2}, train_size=32 * 250, val_size=256,
                            test_size=512, batch_size=32)
-    solver = CaptchaSolver({**MULTIHEAD, "glimpses": glimpses}, ADAMW, num_digits=2)
+    solver = CaptchaModule({**MULTIHEAD, "glimpses": glimpses}, ADAMW, num_digits=2)
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
                          default_root_dir=tmp_path)
@@ -150,7 +150,7 @@ def test_label_smoothing_softens_only_the_training_loss():
     smooth_by_hand = (-(0.8 * log_p.gather(1, target[:, None]).squeeze(1) + 0.02 * log_p.sum(-1))).mean()
     losses = {}
     for name, smoothing in (("plain", 0.0), ("smooth", 0.2)):
-        solver = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=smoothing)
+        solver = CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=smoothing)
         solver.forward = lambda images: logits
         solver.log = lambda key, value, **kwargs: losses.update({(name, key): value.item()})
         for stage in ("train", "val"):
@@ -164,7 +164,7 @@ def test_label_smoothing_softens_only_the_training_loss():
 @pytest.mark.parametrize("value", [-0.1, 1.0, "0.1", True])
 def test_a_bad_label_smoothing_names_the_field(value):
     with pytest.raises(ConfigError, match=r"^label_smoothing: must be a number in \[0, 1\)"):
-        CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=value)
+        CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=value)
 
 
 def test_shifted_moves_the_image_and_fills_the_edge_with_background():
@@ -178,7 +178,7 @@ def test_shifted_moves_the_image_and_fills_the_edge_with_background():
 
 def test_test_shifts_average_the_softmax_of_the_shifted_copies():
     torch.manual_seed(0)
-    solver = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2).eval()
+    solver = CaptchaModule(MULTIHEAD, ADAMW, num_digits=2).eval()
     images = torch.rand(4, 1, 100, 110)
     with torch.no_grad():
         plain = solver(images)
@@ -192,7 +192,7 @@ def test_test_shifts_average_the_softmax_of_the_shifted_copies():
 
 def test_test_members_average_every_network_over_every_copy():
     torch.manual_seed(0)
-    solver, other = (CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2).eval() for _ in range(2))
+    solver, other = (CaptchaModule(MULTIHEAD, ADAMW, num_digits=2).eval() for _ in range(2))
     images = torch.rand(4, 1, 100, 110)
     with torch.no_grad():
         solver.test_members.append(other.model)

@@ -10,7 +10,7 @@ from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.multihead_cnn import MultiHeadCNN
 from captcha_robustness.models.mutual import MutualEnsemble, log_mean_softmax, mutual_loss
-from captcha_robustness.models.solver import CaptchaSolver
+from captcha_robustness.models.module import CaptchaModule
 
 MULTIHEAD = {"_target_": "captcha_robustness.models.multihead_cnn.MultiHeadCNN", "num_digits": 2,
              "height": 100, "width": 110}
@@ -73,9 +73,9 @@ def test_the_ensemble_reads_the_log_of_its_members_averaged_softmax():
 
 def test_one_member_is_the_plain_network_with_the_same_weights():
     torch.manual_seed(0)
-    plain = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2)
+    plain = CaptchaModule(MULTIHEAD, ADAMW, num_digits=2)
     torch.manual_seed(0)
-    pair = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, members=2)
+    pair = CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, members=2)
     assert isinstance(plain.model, MultiHeadCNN)
     assert isinstance(pair.model, MutualEnsemble) and len(pair.model.members) == 2
     first = pair.model.members[0].state_dict()
@@ -88,7 +88,7 @@ def test_a_pair_really_learns_and_comes_back_from_its_checkpoint(tmp_path):
     pl.seed_everything(0)
     dm = CaptchaDataModule(Mnist5kDigits(), render={"num_digits": 2}, train_size=32 * 250, val_size=256,
                            test_size=512, batch_size=32)
-    solver = CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, members=2, mutual_weight=1.0)
+    solver = CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, members=2, mutual_weight=1.0)
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
                          default_root_dir=tmp_path)
@@ -97,7 +97,7 @@ def test_a_pair_really_learns_and_comes_back_from_its_checkpoint(tmp_path):
     assert trainer.callback_metrics["test/acc_mean"] > 0.75  # chance is 0.1
     assert trainer.callback_metrics["test/acc_seq"] > 0.5  # chance is 0.01
     trainer.save_checkpoint(tmp_path / "pair.ckpt")
-    loaded = CaptchaSolver.load_from_checkpoint(tmp_path / "pair.ckpt").eval()
+    loaded = CaptchaModule.load_from_checkpoint(tmp_path / "pair.ckpt").eval()
     images = torch.rand(4, 1, 100, 110)
     with torch.no_grad():
         assert torch.allclose(loaded(images), solver.eval()(images), atol=1e-6)
@@ -107,10 +107,10 @@ def test_a_pair_really_learns_and_comes_back_from_its_checkpoint(tmp_path):
 @pytest.mark.parametrize("members", [0, 1.5, True, "2"])
 def test_bad_members_name_the_field(members):
     with pytest.raises(ConfigError, match="^members: must be an integer >= 1"):
-        CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, members=members)
+        CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, members=members)
 
 
 @pytest.mark.parametrize("weight", [-0.5, True, "1"])
 def test_a_bad_mutual_weight_names_the_field(weight):
     with pytest.raises(ConfigError, match="^mutual_weight: must be a number >= 0"):
-        CaptchaSolver(MULTIHEAD, ADAMW, num_digits=2, members=2, mutual_weight=weight)
+        CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, members=2, mutual_weight=weight)

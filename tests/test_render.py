@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from captcha_robustness.data import reference_pil
+from benchmarks import reference_pil
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import (
     INK_THRESHOLD, Augment, DigitPool, RenderConfig, _digit_patches, _erase_squares, _restroke, patch_size, render,

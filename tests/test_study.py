@@ -59,7 +59,7 @@ def test_bad_study_settings_are_one_line(tmp_path):
 def test_the_recorded_commit_ignores_the_study_s_own_committed_outputs(tmp_path, monkeypatch):
     import subprocess
 
-    from captcha_robustness.study import _commit
+    from captcha_robustness.commands.study import _commit
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,

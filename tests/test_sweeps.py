@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from captcha_robustness.analysis.images import Renderer
 from captcha_robustness.data.digits import Mnist5kDigits
-from captcha_robustness.sweeps.stats import over_seeds, position_hits, summarize, wilson_interval
+from captcha_robustness.results.stats import over_seeds, position_hits, summarize, wilson_interval
 from clitools import run
 
 GRID = ["noise=gaussian,salt_and_pepper", "noise.level=0.2,0.6", "data.test_size=50", "trainer.enable_progress_bar=false"]
@@ -208,7 +208,7 @@ def test_summary_and_seed_spread():
 def test_the_slurm_launcher_config_composes():
     from hydra import compose, initialize_config_dir
 
-    from captcha_robustness.cli import CONFIG_DIR
+    from captcha_robustness.commands.cli import CONFIG_DIR
 
     overrides = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1",
                  "hydra.launcher.timeout_min=120"]

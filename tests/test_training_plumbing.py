@@ -3,7 +3,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from captcha_robustness.callbacks import AveragedWeights, DataWaitMonitor
+from captcha_robustness.training.callbacks import AveragedWeights, DataWaitMonitor
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.errors import ConfigError

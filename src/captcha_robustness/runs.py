@@ -12,19 +12,20 @@ import torch
 from omegaconf import OmegaConf
 
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.models.solver import CaptchaSolver, digit_strings
+from captcha_robustness.models.module import CaptchaModule, digit_strings
+from captcha_robustness.results.schema import in_column_order
 from captcha_robustness.sweeps.jobs import PLAN_FILE
 
 
-def load_solver(ckpt_path: str | None, map_location: str = "cpu", field: str = "ckpt_path") -> CaptchaSolver:
-    """A CaptchaSolver rebuilt from the checkpoint file alone, or one clear error naming `field`."""
+def load_module(ckpt_path: str | None, map_location: str = "cpu", field: str = "ckpt_path") -> CaptchaModule:
+    """A CaptchaModule rebuilt from the checkpoint file alone, or one clear error naming `field`."""
     if not ckpt_path:
         raise ConfigError(f"{field}: required; pass {field}=PATH to a .ckpt written by captcha-train")
     path = Path(ckpt_path)
     if not path.is_file():
         raise ConfigError(f"{field}: no such file: {path}")
     try:
-        return CaptchaSolver.load_from_checkpoint(path, map_location=map_location)
+        return CaptchaModule.load_from_checkpoint(path, map_location=map_location)
     except Exception as exc:  # noqa: BLE001 - any failure to read is the same user error
         raise ConfigError(f"{field}: {path} is not a checkpoint written by captcha-train "
                           f"({type(exc).__name__})") from exc
@@ -46,16 +47,16 @@ def checkpoint_paths(value: Any) -> list[Any]:
     return paths
 
 
-def load_ensemble(ckpt_path: Any) -> list[CaptchaSolver]:
-    """The solvers of `ckpt_path` (one path or a list); the first reads with the others'
+def load_ensemble(ckpt_path: Any) -> list[CaptchaModule]:
+    """The modules of `ckpt_path` (one path or a list); the first reads with the others'
     networks as its `test_members`, so it stands for the whole ensemble."""
-    solvers = [load_solver(path) for path in checkpoint_paths(ckpt_path)]
-    shapes = sorted({(s.hparams.num_digits, *s.hparams.image_size) for s in solvers})
+    modules = [load_module(path) for path in checkpoint_paths(ckpt_path)]
+    shapes = sorted({(s.hparams.num_digits, *s.hparams.image_size) for s in modules})
     if len(shapes) > 1:
         raise ConfigError(f"ckpt_path: the checkpoints read different CAPTCHAs (num_digits, height, width: "
                           f"{', '.join(map(str, shapes))}); an ensemble needs one shape")
-    solvers[0].test_members.extend(member.model for member in solvers[1:])
-    return solvers
+    modules[0].test_members.extend(member.model for member in modules[1:])
+    return modules
 
 
 def noise_name(noise: Mapping[str, Any]) -> str:
@@ -78,15 +79,15 @@ def default_model_id(ckpt_path: str) -> str:
     return f"{run.parent.name}/{name}" if (run.parent / PLAN_FILE).is_file() else name
 
 
-def predictions_table(solver: CaptchaSolver, *, model_id: str, noise_type: str, seed: int) -> pd.DataFrame:
+def predictions_table(module: CaptchaModule, *, model_id: str, noise_type: str, seed: int) -> pd.DataFrame:
     """The test pass's per-CAPTCHA records as the predictions table."""
-    records = {key: torch.cat([r[key] for r in solver.test_records]) for key in solver.test_records[0]}
+    records = {key: torch.cat([r[key] for r in module.test_records]) for key in module.test_records[0]}
     label, prediction = records["label"], records["prediction"]
-    return pd.DataFrame({
+    return in_column_order(pd.DataFrame({
         "solver": "cnn",
         "model_id": model_id,
-        "train_noise": (solver.hparams.data_info or {}).get("train_noise"),
-        "architecture": type(solver.model).__name__,
+        "train_noise": (module.hparams.data_info or {}).get("train_noise"),
+        "architecture": type(module.model).__name__,
         "noise_type": noise_type,
         "noise_level": records["noise_level"].double().round(decimals=6).numpy(),
         "seed": seed,
@@ -98,4 +99,4 @@ def predictions_table(solver: CaptchaSolver, *, model_id: str, noise_type: str, 
         "confidence": records["confidence"].double().numpy(),
         "error": pd.Series([None] * len(label), dtype="string"),
         "raw_text": pd.Series([None] * len(label), dtype="string"),  # filled by OCR solvers
-    })
+    }))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from captcha_robustness.sweeps.stats import digit_arrays, wilson_interval
+from captcha_robustness.results.stats import digit_arrays, wilson_interval
 
 CAPTCHA = ["seed", "captcha_id"]
 CONDITION = ["model_id", "noise_type", "noise_level"]

@@ -1,4 +1,4 @@
-"""Predictions tables from files or sweep folders, checked against the schema (DESIGN.md)."""
+"""Predictions tables from files or sweep folders, checked against the schema (results/schema.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.sweeps.collect import PREDICTIONS_FILE, combine
-
-REQUIRED = ("solver", "model_id", "train_noise", "noise_type", "noise_level", "seed", "captcha_id", "label",
-            "prediction", "correct", "n_correct", "confidence", "error")
+from captcha_robustness.results.schema import FILE_NAME as PREDICTIONS_FILE
+from captcha_robustness.results.schema import check_columns
+from captcha_robustness.sweeps.collect import combine
 
 
 def load_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -42,8 +41,6 @@ def load_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
             table.insert(0, "sweep", str(path.parent))
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
-    missing = [c for c in REQUIRED if c not in table.columns]
-    if missing:
-        raise ConfigError(f"predictions: missing columns {', '.join(missing)}; expected the schema of DESIGN.md")
+    check_columns(table)
     table["model_id"] = table["model_id"].astype(str)
     return table

@@ -11,7 +11,7 @@ from scipy.stats import binomtest
 from statsmodels.stats.multitest import multipletests
 
 from captcha_robustness.analysis.hardest import CAPTCHA
-from captcha_robustness.sweeps.stats import Z95
+from captcha_robustness.results.stats import Z95
 
 
 def mcnemar(a_only: int, b_only: int) -> float:

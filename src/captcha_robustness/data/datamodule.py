@@ -22,6 +22,7 @@ from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import Augment, RenderConfig, patch_size
 from captcha_robustness.data.synth import CaptchaSynth
 from captcha_robustness.errors import ConfigError
+from captcha_robustness.validate import number
 
 
 class CaptchaDataset(Dataset):
@@ -81,9 +82,7 @@ def _dataclass_from(field: str, cls: type, values: Mapping | None) -> Any:
 
 
 def _int_at_least(field: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{field}: must be an integer >= {minimum} (got {value!r})")
-    return value
+    return number(field, value, low=minimum, integer=True)
 
 
 class CaptchaDataModule(pl.LightningDataModule):

@@ -11,6 +11,7 @@ import torch
 
 from captcha_robustness.data.render import DigitPool
 from captcha_robustness.errors import ConfigError
+from captcha_robustness.validate import number
 
 SPLITS = ("train", "val", "test")
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -69,8 +70,7 @@ class Mnist5kDigits:
 
     def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.1) -> None:
         for field, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
-                raise ConfigError(f"digits.{field}: must be a number in (0, 0.5) (got {value!r})")
+            number(f"digits.{field}", value, low=0, high=0.5, low_open=True, high_open=True)
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
 
     def load(self) -> DigitSplits:

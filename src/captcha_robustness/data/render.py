@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from captcha_robustness.data import rng
 from captcha_robustness.errors import ConfigError
+from captcha_robustness.validate import number
 
 DIGIT_SIZE = 28
 # PIL works in uint8: a pixel is ink when it would round to at least 1/255.
@@ -95,19 +96,13 @@ class Augment:
 
     def __post_init__(self) -> None:
         alpha, cells, stroke, jitter = self.elastic_alpha, self.elastic_cells, self.stroke, self.padding_jitter
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 8:
-            raise ConfigError(f"data.augment.elastic_alpha: must be a number in [0, 8] pixels (got {alpha!r})")
-        if isinstance(cells, bool) or not isinstance(cells, int) or not 2 <= cells <= 16:
-            raise ConfigError(f"data.augment.elastic_cells: must be an integer in [2, 16] (got {cells!r})")
-        if isinstance(stroke, bool) or not isinstance(stroke, (int, float)) or not 0 <= stroke <= 1:
-            raise ConfigError(f"data.augment.stroke: must be a number in [0, 1] (got {stroke!r})")
-        if isinstance(jitter, bool) or not isinstance(jitter, int) or not 0 <= jitter <= 20:
-            raise ConfigError(f"data.augment.padding_jitter: must be an integer in [0, 20] pixels (got {jitter!r})")
-        for name, value, most in (("slant", self.slant, 1), ("aspect", self.aspect, 0.5)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= most:
-                raise ConfigError(f"data.augment.{name}: must be a number in [0, {most}] (got {value!r})")
-        if isinstance(self.erase, bool) or not isinstance(self.erase, int) or not 0 <= self.erase <= 14:
-            raise ConfigError(f"data.augment.erase: must be an integer in [0, 14] pixels (got {self.erase!r})")
+        number("data.augment.elastic_alpha", alpha, low=0, high=8, unit="pixels")
+        number("data.augment.elastic_cells", cells, low=2, high=16, integer=True)
+        number("data.augment.stroke", stroke, low=0, high=1)
+        number("data.augment.padding_jitter", jitter, low=0, high=20, integer=True, unit="pixels")
+        number("data.augment.slant", self.slant, low=0, high=1)
+        number("data.augment.aspect", self.aspect, low=0, high=0.5)
+        number("data.augment.erase", self.erase, low=0, high=14, integer=True, unit="pixels")
         if self.overlap is not None:
             low_high = tuple(self.overlap) if isinstance(self.overlap, (list, tuple)) else ()
             if not (len(low_high) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in low_high)

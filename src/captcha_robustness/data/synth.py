@@ -6,8 +6,20 @@ from __future__ import annotations
 import torch
 
 from captcha_robustness.data import rng
-from captcha_robustness.data.noise import NoiseConfig, apply_noise, level_keys, sample_levels
-from captcha_robustness.data.render import Augment, CaptchaParams, DigitPool, RenderConfig, render, sample_params
+from captcha_robustness.data.noise import (
+    NoiseConfig,
+    apply_noise,
+    level_keys,
+    sample_levels,
+)
+from captcha_robustness.data.render import (
+    Augment,
+    CaptchaParams,
+    DigitPool,
+    RenderConfig,
+    render,
+    sample_params,
+)
 
 
 class CaptchaSynth:

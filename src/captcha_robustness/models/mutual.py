@@ -1,6 +1,6 @@
 """Several networks trained side by side in one process, on the same batches, each also
 learning from the others' predictions (deep mutual learning, Zhang et al., CVPR 2018), and
-read as one ensemble. `captcha-train members=2` (CaptchaSolver) builds one.
+read as one ensemble. `captcha-train members=2` (CaptchaModule) builds one.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from captcha_robustness.errors import ConfigError
+from captcha_robustness.validate import number
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,10 @@ class Preprocess:
     border: int = 10  # pixels of background around the CAPTCHA (Tesseract misses ink at the edge)
 
     def __post_init__(self) -> None:
-        if isinstance(self.height, bool) or not isinstance(self.height, int) or not 16 <= self.height <= 1000:
-            raise ConfigError(f"ocr.height: must be an integer in [16, 1000] (got {self.height!r})")
-        if isinstance(self.widen, bool) or not isinstance(self.widen, (int, float)) or not 0.25 <= self.widen <= 8:
-            raise ConfigError(f"ocr.widen: must be a number in [0.25, 8] (got {self.widen!r})")
-        if self.binarize is not None and not 0 < self.binarize < 1:
-            raise ConfigError(f"ocr.binarize: must be null or a number in (0, 1) (got {self.binarize!r})")
-        if isinstance(self.border, bool) or not isinstance(self.border, int) or self.border < 0:
-            raise ConfigError(f"ocr.border: must be an integer >= 0 (got {self.border!r})")
+        number("ocr.height", self.height, low=16, high=1000, integer=True)
+        number("ocr.widen", self.widen, low=0.25, high=8)
+        number("ocr.binarize", self.binarize, low=0, high=1, low_open=True, high_open=True, nullable=True)
+        number("ocr.border", self.border, low=0, integer=True)
 
     def __call__(self, image: torch.Tensor) -> Image.Image:
         pixels = image.reshape(image.shape[-2:]).clamp(0, 1)

@@ -7,9 +7,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from captcha_robustness.data.datamodule import CaptchaDataModule
-from captcha_robustness.models.solver import digit_strings
+from captcha_robustness.models.module import digit_strings
+from captcha_robustness.results.schema import in_column_order
+from captcha_robustness.results.stats import position_hits, summarize
 from captcha_robustness.solvers.base import OcrSolver, Preprocess, postprocess
-from captcha_robustness.sweeps.stats import position_hits, summarize
 
 
 def ocr_predictions(solver: OcrSolver, preprocess: Preprocess, keep: str, datamodule: CaptchaDataModule, *,
@@ -31,9 +32,7 @@ def ocr_predictions(solver: OcrSolver, preprocess: Preprocess, keep: str, datamo
     table["n_correct"] = position_hits(table["label"], table["prediction"]).sum(axis=1).astype("int64")
     table = table.assign(solver=solver.name, model_id=solver.model_id, train_noise=pd.Series(dtype="string"),
                          architecture=solver.name, noise_type=noise_type, seed=seed)
-    columns = ["solver", "model_id", "train_noise", "architecture", "noise_type", "noise_level", "seed", "captcha_id", "label",
-               "prediction", "correct", "n_correct", "confidence", "error", "raw_text"]
-    return table[columns]
+    return in_column_order(table)
 
 
 def ocr_metrics(table: pd.DataFrame) -> dict[str, float]:

@@ -27,6 +27,7 @@ from PIL import Image
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
 from captcha_robustness.solvers.base import Reading
+from captcha_robustness.validate import number
 
 KEY_VARIABLE = "OCR_SPACE_API_KEY"
 DEFAULT_URL = "https://api.ocr.space/parse/image"
@@ -106,8 +107,7 @@ class OcrSpaceSolver:
             raise ConfigError(f"solver.engine: must be 1, 2 or 3 (got {engine!r})")
         if not max_requests_per_minute or max_requests_per_minute <= 0:
             raise ConfigError(f"solver.max_requests_per_minute: must be > 0 (got {max_requests_per_minute!r})")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError(f"solver.max_retries: must be an integer >= 0 (got {max_retries!r})")
+        number("solver.max_retries", max_retries, low=0, integer=True)
         self._key = api_key(env_file)
         self.url, self.timeout_s = url, timeout_s
         self.form = {"language": language, "OCREngine": str(engine), "isOverlayRequired": "false",

@@ -16,10 +16,9 @@ import pandas as pd
 import yaml
 
 from captcha_robustness.files import read_json
+from captcha_robustness.results.schema import FILE_NAME as PREDICTIONS_FILE
+from captcha_robustness.results.stats import summarize
 from captcha_robustness.sweeps.jobs import ERROR_FILE, PLAN_FILE, finished
-from captcha_robustness.sweeps.stats import summarize
-
-PREDICTIONS_FILE = "predictions.parquet"
 
 
 @dataclass(frozen=True)

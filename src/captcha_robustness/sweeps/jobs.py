@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from captcha_robustness.errors import find_config_error
 from captcha_robustness.files import read_json, write_json, write_text
@@ -43,7 +43,10 @@ def finished(job_dir: Path, digest: str | None = None) -> bool:
     return all((job_dir / name).is_file() for name in done.get("files", []))
 
 
-def run_sweep_job(task: Callable[[DictConfig], object], cfg: DictConfig) -> None:
+def run_sweep_job(task: Callable[[DictConfig], object], cfg: DictConfig, last_checkpoint: str | None = None) -> None:
+    """Run `task` as one job of a sweep. `last_checkpoint`: where in its directory the task
+    leaves a checkpoint to resume from (captcha-train's checkpoints/last.ckpt); a job of the
+    same config that was interrupted continues from it through `ckpt_path`."""
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
     name = f"job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)})"
@@ -56,6 +59,10 @@ def run_sweep_job(task: Callable[[DictConfig], object], cfg: DictConfig) -> None
     started = read_json(out / STARTED_FILE)
     if started is not None and started.get("config_hash") != digest:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # another config's partial training
+    elif started is not None and last_checkpoint and (out / last_checkpoint).is_file() and not cfg.get("ckpt_path"):
+        print(f"resuming the interrupted training in {out} from {out / last_checkpoint}")
+        with open_dict(cfg):
+            cfg.ckpt_path = str(out / last_checkpoint)
     write_json(out / STARTED_FILE, {"config_hash": digest})
     start = time.perf_counter()
     try:

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from captcha_robustness.files import atomic_path
-from captcha_robustness.sweeps import plots
+from captcha_robustness.results import plots
+from captcha_robustness.results.schema import FILE_NAME as PREDICTIONS_FILE
+from captcha_robustness.results.stats import over_seeds
 from captcha_robustness.sweeps.collect import Combined
-from captcha_robustness.sweeps.stats import over_seeds
 
 # Overrides that set the x axis or the line of a curve rather than naming a series.
 _NOT_SERIES = {"noise", "noise.level", "noise.name", "seed", "ckpt_path", "model_id"}
@@ -57,7 +58,7 @@ def write_combined(combined: Combined, out: Path) -> list[Path]:
     summary = combined.summary.copy()
     summary.insert(3, "series", series_labels(combined))
     if not combined.predictions.empty:
-        written.append(_write(out / "predictions.parquet", combined.predictions.to_parquet, index=False))
+        written.append(_write(out / PREDICTIONS_FILE, combined.predictions.to_parquet, index=False))
     written.append(_write(out / "summary.csv", summary.to_csv, index=False))
     curves = summary[summary["status"] == "done"]
     if "seed" in combined.varying and not curves.empty:

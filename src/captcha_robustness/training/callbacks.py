@@ -9,7 +9,7 @@ from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.trainer.states import TrainerFn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from captcha_robustness.errors import ConfigError
+from captcha_robustness.validate import number
 
 
 class DataWaitMonitor(pl.Callback):
@@ -87,8 +87,8 @@ class AveragedWeights(WeightAveraging):
     fit, so `trainer.test(ckpt_path=...)` would test them; here only fit restores them."""
 
     def __init__(self, decay: float) -> None:
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1:
-            raise ConfigError(f"ema_decay: must be null or a number in (0, 1), e.g. 0.999 (got {decay!r})")
+        number("training.ema_decay", decay, low=0, high=1, low_open=True, high_open=True, nullable=True,
+               example="0.999")
         super().__init__(multi_avg_fn=get_ema_multi_avg_fn(float(decay)))
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:

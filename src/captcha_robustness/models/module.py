@@ -1,7 +1,7 @@
 """The LightningModule: a multi-head CNN with its loss, optimiser and CAPTCHA metrics.
 
 Everything needed to rebuild it is saved in the checkpoint's hyperparameters (the model,
-optimiser and scheduler configs as plain dicts), so `CaptchaSolver.load_from_checkpoint(path)`
+optimiser and scheduler configs as plain dicts), so `CaptchaModule.load_from_checkpoint(path)`
 needs nothing else.
 """
 
@@ -18,7 +18,12 @@ import torchmetrics
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.models.mutual import MutualEnsemble, log_mean_softmax, mutual_loss
+from captcha_robustness.models.mutual import (
+    MutualEnsemble,
+    log_mean_softmax,
+    mutual_loss,
+)
+from captcha_robustness.validate import number
 
 STAGES = ("train", "val", "test")
 
@@ -82,7 +87,7 @@ class CaptchaMetrics(torch.nn.Module):
         self.seq.reset()
 
 
-class CaptchaSolver(pl.LightningModule):
+class CaptchaModule(pl.LightningModule):
     def __init__(self, model: Mapping[str, Any], optimizer: Mapping[str, Any],
                  scheduler: Mapping[str, Any] | None = None, num_digits: int = 4,
                  image_size: tuple[int, int] = (100, 110), data_info: Mapping[str, Any] | None = None,
@@ -94,14 +99,9 @@ class CaptchaSolver(pl.LightningModule):
         `members` > 1 trains that many networks of the `model` config on the same batches, each
         also pulled towards the others' prediction with `mutual_weight` (models/mutual.py), and
         reads them as one ensemble."""
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-                or not 0 <= label_smoothing < 1:
-            raise ConfigError(f"label_smoothing: must be a number in [0, 1) (got {label_smoothing!r})")
-        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-            raise ConfigError(f"members: must be an integer >= 1 (1: one network; got {members!r})")
-        if isinstance(mutual_weight, bool) or not isinstance(mutual_weight, (int, float)) or mutual_weight < 0:
-            raise ConfigError(f"mutual_weight: must be a number >= 0 (0: members train independently; "
-                              f"got {mutual_weight!r})")
+        number("training.label_smoothing", label_smoothing, low=0, high=1, high_open=True)
+        number("training.members", members, low=1, integer=True, note="1: one network")
+        number("training.mutual_weight", mutual_weight, low=0, note="0: members train independently")
         super().__init__()
         self.save_hyperparameters()
         networks = [hydra.utils.instantiate(dict(model)) for _ in range(members)]

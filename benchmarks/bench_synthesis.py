@@ -20,13 +20,13 @@ import time
 import numpy as np
 import torch
 
-from captcha_robustness.data import reference_pil
+import reference_pil
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import MnistDigits, Mnist5kDigits
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.data.render import RenderConfig, patch_size
 from captcha_robustness.data.synth import CaptchaSynth
-from captcha_robustness.machine import describe
+from machine import describe
 from captcha_robustness.memory import reuse_freed_memory
 
 NOISES = [("none", 0.0), ("gaussian", 0.3), ("salt_and_pepper", 0.3)]

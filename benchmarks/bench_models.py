@@ -20,8 +20,8 @@ import hydra
 import torch
 from hydra import compose, initialize_config_dir
 
-from captcha_robustness.cli import CONFIG_DIR
-from captcha_robustness.machine import describe
+from captcha_robustness.commands.cli import CONFIG_DIR
+from machine import describe
 
 MODELS = ["seed_cnn", "multihead_cnn", "multihead_cnn_large", "multihead_cnn_hires", "multihead_cnn_deep",
           "multihead_cnn_glimpse"]

@@ -4,7 +4,7 @@ settings (batch 64, noise rendered on the fly), for data.num_workers = 0, 1, 2.
     uv run python scripts/bench_data_wait.py [--steps 40] [--model multihead_cnn]
 
 The training step is a real one: the model of conf/model/<name>.yaml (default: the default
-model), cross-entropy over its heads, Adam. Timed by captcha_robustness.callbacks.DataWaitMonitor.
+model), cross-entropy over its heads, Adam. Timed by captcha_robustness.training.callbacks.DataWaitMonitor.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from captcha_robustness.callbacks import DataWaitMonitor
+from captcha_robustness.training.callbacks import DataWaitMonitor
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.digits import Mnist5kDigits
-from captcha_robustness.machine import describe
+from machine import describe
 from captcha_robustness.memory import reuse_freed_memory
 from bench_models import MODELS, build
 

@@ -1,0 +1,1 @@
+"""The results layer: the predictions-table schema, its statistics and its plots."""

@@ -1,0 +1,1 @@
+"""Training components that configs instantiate: callbacks, loggers, precision."""
