@@ -2,7 +2,7 @@
 under 10 minutes and 8 GB on a 2-core CPU): 4 models x 2 noise types x 21 levels x
 --captchas CAPTCHAs, success drawn from a logistic curve per model and noise type.
 
-    uv run python scripts/bench_analyze.py [--captchas 30000] [--bootstrap 200]
+    uv run python benchmarks/bench_analyze.py [--captchas 30000] [--bootstrap 200]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fraction of a training step spent waiting for the next batch, with the default data
 settings (batch 64, noise rendered on the fly), for data.num_workers = 0, 1, 2.
 
-    uv run python scripts/bench_data_wait.py [--steps 40] [--model multihead_cnn]
+    uv run python benchmarks/bench_data_wait.py [--steps 40] [--model multihead_cnn]
 
 The training step is a real one: the model of conf/model/<name>.yaml (default: the default
 model), cross-entropy over its heads, Adam. Timed by captcha_robustness.training.callbacks.DataWaitMonitor.

@@ -1,7 +1,7 @@
 """Training and inference throughput of the models, side by side in one process, in
 alternating rounds (these machines are noisy; medians are reported).
 
-    uv run python scripts/bench_models.py [--rounds 3] [--batch 64] [--infer-batch 256] [--bf16]
+    uv run python benchmarks/bench_models.py [--rounds 3] [--batch 64] [--infer-batch 256] [--bf16]
 
 Training: forward + backward + AdamW step on a fixed batch (rendering excluded: it is the
 same for every model and measured by bench_synthesis.py). Inference: forward in

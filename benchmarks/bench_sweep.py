@@ -8,7 +8,7 @@ first (its accuracy does not change the timing). With --compare-uncached, the fi
 --compare-jobs levels are also run with prerender_test=false (every job renders its
 clean CAPTCHAs again), side by side, to show what the shared clean test set saves.
 
-    uv run python scripts/bench_sweep.py [--ckpt PATH] [--test-size 10000] [--compare-uncached]
+    uv run python benchmarks/bench_sweep.py [--ckpt PATH] [--test-size 10000] [--compare-uncached]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 PIL loop, side by side in one process, in alternating rounds (these machines are noisy;
 the medians are reported).
 
-    uv run python scripts/bench_synthesis.py [--rounds 5] [--batch 256] [--digits-root ../shared/data] [--default-malloc]
+    uv run python benchmarks/bench_synthesis.py [--rounds 5] [--batch 256] [--digits-root data] [--default-malloc]
 
 Both run in one process: the baseline is single-threaded Python by nature; ours uses
 torch's intra-op threads (all cores of this process), as the DataModule does with

@@ -1,6 +1,6 @@
 """The reference study's recipe, one CAPTCHA at a time with PIL and NumPy (REFERENCE.md).
 
-Kept as the baseline of `scripts/bench_synthesis.py` and as the tests' oracle of what a
+Kept as the baseline of `benchmarks/bench_synthesis.py` and as the tests' oracle of what a
 CAPTCHA should look like. Written from the recipe's description, not from its code. Like
 the reference, it stores the CAPTCHA as RGB with equal channels and draws the noise once
 per pixel for all three channels (`channels=3`); `channels=1` is a leaner grayscale variant

@@ -3,7 +3,7 @@ memorised from digits it learnt to read: `train` renders the digits it trained o
 layouts it never saw), `val` the held-out digits of the same source split, `test` the test
 split's digits (other writers, for MNIST).
 
-    uv run python scripts/split_accuracy.py CKPT [CKPT ...] [--count 10000] [overrides, e.g. digits.root=../shared/data]
+    uv run python scripts/split_accuracy.py CKPT [CKPT ...] [--count 10000] [overrides, e.g. digits.root=data]
 
 The digit source is the one the checkpoints trained on (`digits=` may repeat it, not change it).
 

@@ -2,7 +2,7 @@
 val/acc_seq and val/acc_mean against elapsed minutes (from the run's csv/metrics.csv).
 
     uv run python scripts/train_curve.py OUT_DIR [captcha-train overrides ...]
-    uv run python scripts/train_curve.py runs/curve-15min digits=mnist digits.root=../shared/data \\
+    uv run python scripts/train_curve.py runs/curve-15min digits=mnist digits.root=data \\
         trainer.max_epochs=40
 
 Writes OUT_DIR (the run directory) with everything captcha-train writes, plus curve.csv

@@ -1,4 +1,7 @@
-"""report.md: every table of an analysis with a one-line reading, and its figures."""
+"""report.md of an analysis folder, written from the folder's tables alone (so it can be
+rewritten from committed tables): the findings first, each with its number and interval, and
+the figures; then compact tables that support them. Tables of hundreds of rows stay in the
+CSVs the report links."""
 
 from __future__ import annotations
 
@@ -8,6 +11,11 @@ import pandas as pd
 
 from captcha_robustness.files import write_text
 
+TABLES = ("summary", "thresholds", "logit_quality", "logit_lr_tests", "marginal_effects", "comparisons",
+          "degradation", "digit_errors", "position_errors", "pair_errors", "confusions", "hardest",
+          "source_digits", "damage", "security", "security_thresholds")
+FIGURES = ("accuracy_vs_level.png", "accuracy_vs_damage.png", "gallery.png", "source_digits.png")
+
 
 def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     """A DataFrame as a Markdown table (no extra dependency)."""
@@ -15,17 +23,6 @@ def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * frame.shape[1]]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines)
-
-
-def threshold_readings(limits: pd.DataFrame) -> list[str]:
-    lines = []
-    for row in limits.itertuples(index=False):
-        if pd.isna(row.level_50):
-            lines.append(f"- {row.model}, {row.noise_type}: whole-CAPTCHA accuracy never crosses 50% in the levels tested.")
-        else:
-            lines.append(f"- {row.model}, {row.noise_type}: accuracy falls to 50% at level {row.level_50:.3f} "
-                         f"(95% CI {row.ci_low:.3f}-{row.ci_high:.3f}; area under the curve {row.auc:.3f}).")
-    return lines
 
 
 def error_readings(digits: pd.DataFrame, positions: pd.DataFrame) -> list[str]:
@@ -94,110 +91,183 @@ def security_readings(at_50: pd.DataFrame) -> list[str]:
     return lines or ["- No solver/model crosses 50% in the levels tested."]
 
 
-def _head(frame: pd.DataFrame, rows: int, name: str) -> list[str]:
-    if len(frame) <= rows:
-        return [markdown(frame)]
-    return [markdown(frame.head(rows)), f"(First {rows} of {len(frame):,} rows; all in {name}.)"]
+def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    """The analysis tables found in `folder`, by name without .csv."""
+    return {name: pd.read_csv(folder / f"{name}.csv") for name in TABLES if (folder / f"{name}.csv").is_file()}
 
 
-def noise_sections(tables: dict[str, pd.DataFrame], logit: dict) -> list[str]:
+def best_specification(quality: pd.DataFrame) -> pd.Series:
+    """The regression captcha-analyze reports: lowest AIC among converged fits without separation."""
+    usable = quality[quality["converged"].astype(bool) & ~quality["separation"].astype(bool)]
+    return (usable if not usable.empty else quality).sort_values("aic").iloc[0]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def clean_accuracy(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[summary["noise_level"] == 0].drop_duplicates("model_id")
+
+
+def findings(t: dict[str, pd.DataFrame], figures: list[str]) -> list[str]:
+    """The answer in a few sentences, each with its number and interval."""
+    lines = []
+    clean = clean_accuracy(t["summary"])
+    if not clean.empty:
+        lines.append("- **Clean accuracy** (whole CAPTCHA, 95% Wilson interval): " + "; ".join(
+            f"{r.model} {_pct(r.acc_seq)} ({_pct(r.acc_seq_ci_low)}-{_pct(r.acc_seq_ci_high)})"
+            for r in clean.itertuples()) + ".")
+    if "thresholds" in t:
+        crossed = t["thresholds"].dropna(subset=["level_50"])
+        if not crossed.empty:
+            lines.append("- **Where each solver falls to 50%** (noise level, the fraction of pixels hit; bootstrap "
+                         "interval): " + "; ".join(
+                             f"{r.model}, {r.noise_type} {r.level_50:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f})"
+                             for r in crossed.itertuples()) + ".")
+    comparisons = t["comparisons"]
+    if not comparisons.empty and "compared" in comparisons:
+        for kind, rows in comparisons.groupby("compared", sort=False):
+            significant = rows[rows["p_holm"] < 0.05]
+            lead = (significant["diff"] > 0).sum()
+            lines.append(f"- **Paired comparisons of {kind}**: {len(significant)} of {len(rows)} differ at Holm "
+                         f"p < 0.05; in {lead} of them the first side ({rows['a'].iloc[0]}) reads more.")
+    if "security_thresholds" in t:
+        at_50 = t["security_thresholds"].dropna(subset=["ssim_at_50"])
+        if not at_50.empty:
+            lines.append("- **Harm to the image at the 50% point** (SSIM to the clean CAPTCHA, 1 = identical; PSNR): "
+                         + "; ".join(f"{r.model}, {r.noise_type} SSIM {r.ssim_at_50:.2f} ({r.psnr_at_50:.1f} dB)"
+                                     for r in at_50.itertuples()) + ".")
+    digits = t["digit_errors"]
+    if not digits.empty:
+        hardest = digits.groupby("model", sort=False).head(1)
+        lines.append("- **Hardest digit** (error rate over every condition, interval clustered by CAPTCHA): " + "; ".join(
+            f"{r.model} {r.digit} ({_pct(r.error_rate)}, {_pct(r.ci_low)}-{_pct(r.ci_high)})"
+            for r in hardest.itertuples()) + ".")
+    if "logit_quality" in t:
+        best = best_specification(t["logit_quality"])
+        lines.append(f"- **Logistic regression of success**: the best specification, `{best['spec']}`, has McFadden "
+                     f"R2 {best['mcfadden_r2']:.3f} and an out-of-sample AUC of {best['cv_auc']:.3f}.")
+    lines += [f"![{name}]({name})" for name in FIGURES[:2] if name in figures]
+    return lines
+
+
+def accuracy_at_levels(summary: pd.DataFrame, levels: tuple[float, ...] = (0.1, 0.3, 0.5)) -> pd.DataFrame:
+    """Whole-CAPTCHA accuracy per model: clean, and each noise type at a few levels."""
+    frame = summary.assign(condition=[("clean" if lvl == 0 else f"{t} {lvl:g}")
+                                      for t, lvl in zip(summary["noise_type"], summary["noise_level"])])
+    frame = frame[(frame["noise_level"] == 0) | frame["noise_level"].round(6).isin(levels)]
+    table = frame.pivot_table(index="model", columns="condition", values="acc_seq", aggfunc="first", sort=False)
+    columns = ["clean"] + sorted(c for c in table.columns if c != "clean")
+    return table.reindex(columns=[c for c in columns if c in table.columns]).reset_index()
+
+
+def noise_sections(t: dict[str, pd.DataFrame]) -> list[str]:
     """The thresholds and regression sections (tables with noise levels above 0)."""
-    limits, quality, lr = tables["thresholds.csv"], logit["quality"], logit["lr_tests"]
-    best = quality.set_index("spec").loc[logit["best"]]
+    limits, quality = t["thresholds"], t["logit_quality"]
+    best = best_specification(quality)
+    degree = best["formula"].count("level**") + 1
     parts = [
         "## Robustness thresholds (thresholds.csv)",
         "The noise level at which whole-CAPTCHA accuracy falls to 50% (non-increasing fit of accuracy against "
         "level), with 95% intervals from a bootstrap over CAPTCHAs; `auc` is the mean accuracy over the level range.",
-        "\n".join(threshold_readings(limits)),
         markdown(limits[["model", "noise_type", "level_50", "ci_low", "ci_high", "auc", "auc_ci_low", "auc_ci_high"]]),
-        "## Logistic regression of success (logit.csv, logit.txt)",
-        f"Each noise type gets its own degree-{logit['degree']} polynomial in the level from a shared clean "
+        "## Logistic regression of success (logit.csv, logit.txt, marginal_effects.csv)",
+        f"Each noise type gets its own degree-{degree} polynomial in the level from a shared clean "
         "intercept; standard errors are clustered by CAPTCHA. Lowest AIC among converged fits without perfect "
-        "separation: "
-        f"`{logit['best']}` (McFadden R2 {best['mcfadden_r2']:.3f}, out-of-sample AUC {best['cv_auc']:.3f} "
-        "by 5-fold cross-validation over CAPTCHAs).",
+        f"separation: `{best['spec']}` (McFadden R2 {best['mcfadden_r2']:.3f}, out-of-sample AUC "
+        f"{best['cv_auc']:.3f} by cross-validation over CAPTCHAs). Its coefficients are in logit.csv, its average "
+        "marginal effects in marginal_effects.csv.",
         markdown(quality.drop(columns=["formula"])),
     ]
-    if not lr.empty:
+    if not t["logit_lr_tests"].empty:
         parts += ["Likelihood-ratio tests, each specification against the previous one (logit_lr_tests.csv):",
-                  markdown(lr)]
-    parts += [f"Average marginal effects in the `{logit['best']}` specification (marginal_effects.csv):",
-              markdown(logit["marginal_effects"])]
+                  markdown(t["logit_lr_tests"])]
     return parts
 
 
-def degradation_section(degradation: pd.DataFrame) -> list[str]:
-    return ["## Degradation from each CAPTCHA's clean reading (degradation.csv)",
-            "Each noisy reading against the same model's reading of the same CAPTCHA without noise: `broken` is "
-            "the share of clean-solved CAPTCHAs that fail, `fixed` the share of clean-failed ones that succeed, "
-            "`digits_lost` the mean drop in digits right.",
-            "\n".join(degradation_readings(degradation)) or "No clean (level 0) readings to compare with.",
-            *_head(degradation, 40, "degradation.csv")]
+def error_sections(t: dict[str, pd.DataFrame]) -> list[str]:
+    digits, positions = t["digit_errors"], t["position_errors"]
+    by_digit = digits.pivot_table(index="model", columns="digit", values="error_rate", sort=False).reset_index()
+    by_position = positions.pivot_table(index="model", columns="position", values="error_rate",
+                                        sort=False).reset_index()
+    confusions = [f"- {model}: " + ", ".join(f"{r.true} -> {r.predicted} ({r.share_of_true:.1%})"
+                                            for r in rows.head(3).itertuples())
+                  for model, rows in t["confusions"].groupby("model", sort=False)]
+    return ["## Hardest digits, positions and pairs (digit_errors.csv, position_errors.csv, pair_errors.csv, "
+            "confusions.csv)",
+            "Error rates pooled over every condition a model was tested in; 95% intervals, clustered by CAPTCHA, "
+            "are in the CSVs. Pooled rates mix levels: where a model collapses under heavy noise it tends to answer "
+            "one digit, which then looks easy.",
+            "\n".join(error_readings(digits, positions)),
+            "Error rate by digit:", markdown(by_digit), "Error rate by position:", markdown(by_position),
+            "Adjacent digit pairs with the highest `lift` (the pair's error rate over what the two digits' own rates "
+            "predict if independent):", markdown(t["pair_errors"].groupby("model", sort=False).head(2)[
+                ["model", "pair", "n", "error_rate", "expected_rate", "lift"]]),
+            "The most frequent confusions (true -> read as; share of that true digit):", "\n".join(confusions)]
 
 
-def write_report(path: Path, tables: dict[str, pd.DataFrame], logit: dict | None, figures: list[str], *,
-                 sources: list[str], rows: int, notes: list[str]) -> None:
-    """`logit` None (clean CAPTCHAs alone): no thresholds, regression or degradation sections."""
-    summary = tables["summary.csv"]
-    clean = summary[summary["noise_level"] == 0].drop_duplicates("model_id")
+def damage_by_level(damage: pd.DataFrame) -> pd.DataFrame:
+    """SSIM and PSNR per level (rows) and noise type (columns)."""
+    wide = damage.pivot_table(index="noise_level", columns="noise_type", values=["ssim", "psnr"])
+    wide.columns = [f"{noise} {metric}" for metric, noise in wide.columns]
+    return wide[sorted(wide.columns)].reset_index()
+
+
+def write_report(folder: Path, figures: list[str] | None = None, *, sources: list[str] | None = None,
+                 notes: list[str] | None = None) -> Path:
+    """report.md in `folder`, from the analysis tables there. `figures`: the PNGs to show
+    (default: those of FIGURES found in the folder)."""
+    t = read_tables(folder)
+    figures = [f for f in FIGURES if (folder / f).is_file()] if figures is None else figures
     figure = lambda name: [f"![{name}]({name})"] if name in figures else []  # noqa: E731
-    parts = [
-        "# Analysis of CAPTCHA predictions",
-        f"Sources: {', '.join(map(str, sources))}; {rows:,} rows, "
-        f"{summary['model_id'].nunique()} solver/model(s), {summary['noise_type'].nunique()} noise type(s).",
-        *notes,
-        "## Accuracy by condition (summary.csv)",
-        "Clean whole-CAPTCHA accuracy: " + ("; ".join(f"{r.model} {r.acc_seq:.3f}" for r in clean.itertuples())
-                                           or "no clean condition tested") + ".",
-        markdown(summary[["model", "noise_type", "noise_level", "n", "acc_seq", "acc_seq_ci_low", "acc_seq_ci_high",
-                          "acc_mean", "digits_right"]]),
-        *[f"![{name}]({name})" for name in figures if name.startswith("accuracy_vs_level")],
-    ]
-    if logit is not None:
-        parts += noise_sections(tables, logit)
-    comparisons = tables["comparisons.csv"]
+    summary = t["summary"]
+    header = (f"{int(summary.drop_duplicates(['model_id', 'noise_type', 'noise_level'])['n'].sum()):,} readings of "
+              f"{summary['model_id'].nunique()} solver/model(s) under {summary['noise_type'].nunique()} noise "
+              f"type(s), {len(summary)} conditions in all (summary.csv)")
+    parts = ["# Analysis of CAPTCHA predictions",
+             (f"Sources: {', '.join(map(str, sources))}. " if sources else "") + header + ".",
+             *(notes or []), "## Findings", "\n".join(line for line in findings(t, figures) if line.startswith("-")),
+             *[line for line in findings(t, figures) if line.startswith("!")],
+             "## Accuracy at a glance (summary.csv)",
+             "Whole-CAPTCHA accuracy, clean and at three levels of each noise type; every level, with intervals and "
+             "per-position accuracy, is in summary.csv.",
+             markdown(accuracy_at_levels(summary))]
+    if "thresholds" in t and "logit_quality" in t:
+        parts += noise_sections(t)
+    comparisons = t["comparisons"]
     comparisons = comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index)
     parts += ["## Paired comparisons (comparisons.csv)",
               "Two solvers/models in the same condition, or two noise types at the same level for one model, on the "
               "CAPTCHAs both sides read: `diff` = acc_a - acc_b with a 95% interval for paired proportions; "
               "`a_only` / `b_only`: CAPTCHAs only one side solved; p-values by McNemar's exact test, Holm-adjusted "
-              "over the whole table (`p_holm`).",
-              "\n".join(comparison_readings(comparisons)),
-              *_head(comparisons, 20, "comparisons.csv")]
-    if "degradation.csv" in tables:
-        parts += degradation_section(tables["degradation.csv"])
-    parts += ["## Hardest digits, positions and pairs (digit_errors.csv, position_errors.csv, pair_errors.csv, "
-              "confusions.csv)",
-              "Error rates pooled over every condition a model was tested in; 95% intervals clustered by CAPTCHA. "
-              "Pooled rates mix levels: where a model collapses under heavy noise it tends to answer one digit, "
-              "which then looks easy.",
-              "\n".join(error_readings(tables["digit_errors.csv"], tables["position_errors.csv"])),
-              markdown(tables["digit_errors.csv"]), markdown(tables["position_errors.csv"]),
-              "Adjacent digit pairs with the highest `lift` (error rate of the pair over what the two digits' own "
-              "error rates in the same conditions predict if independent):",
-              markdown(tables["pair_errors.csv"].groupby("model", sort=False).head(5)),
-              "The most frequent confusions (true -> read as; `none`: no character there):",
-              markdown(tables["confusions.csv"].groupby("model", sort=False).head(10))]
-    hardest = tables["hardest.csv"]
+              "over the whole table (`p_holm`). The largest differences:",
+              "\n".join(comparison_readings(comparisons))]
+    if "degradation" in t:
+        parts += ["## Degradation from each CAPTCHA's clean reading (degradation.csv)",
+                  "Each noisy reading against the same model's reading of the same CAPTCHA without noise: `broken` "
+                  "is the share of clean-solved CAPTCHAs that fail.",
+                  "\n".join(degradation_readings(t["degradation"])) or "No clean (level 0) readings to compare with."]
+    parts += error_sections(t)
     parts += ["## The hardest CAPTCHAs (hardest.csv)",
               "`difficulty`: a CAPTCHA's failures minus those expected from the accuracy of each condition it was "
               "read in, per reading, pooled over every solver/model and condition; `observations` backs each score.",
-              markdown(hardest.head(10)), *figure("gallery.png")]
-    if "source_digits.csv" in tables:
-        sources = tables["source_digits.csv"]
+              *([markdown(t["hardest"].head(10))] if "hardest" in t else []), *figure("gallery.png")]
+    if "source_digits" in t:
         parts += ["## The test digits behind the errors (source_digits.csv)",
                   "Clean readings only. Every test CAPTCHA draws its digits from the digit source's test pool, so "
                   "one hard handwritten digit recurs in several CAPTCHAs; `test_digit` is its index in that pool "
-                  "(for digits=mnist, MNIST's test-set index), `readings` how often a model read it.",
-                  "\n".join(source_readings(sources)),
-                  markdown(sources.groupby("model", sort=False).head(10)), *figure("source_digits.png")]
-    if "security.csv" in tables:
-        at_50 = tables["security_thresholds.csv"]
+                  "(for digits=mnist, MNIST's test-set index).",
+                  "\n".join(source_readings(t["source_digits"])), *figure("source_digits.png")]
+    if "security_thresholds" in t:
         parts += ["## Security: accuracy lost per unit of image damage (damage.csv, security.csv, "
                   "security_thresholds.csv)",
                   "Damage is measured on re-rendered CAPTCHAs against their clean versions (PSNR; SSIM, where 1 is "
                   "identical). A noise that brings a solver to 50% at a higher SSIM hurts the machine more for less "
                   "visible harm to a person.",
-                  "\n".join(security_readings(at_50)), markdown(at_50), markdown(tables["damage.csv"]),
+                  "\n".join(security_readings(t["security_thresholds"])), markdown(t["security_thresholds"]),
+                  "Image damage by level (SSIM, PSNR in dB):", markdown(damage_by_level(t["damage"])),
                   *figure("accuracy_vs_damage.png")]
+    path = folder / "report.md"
     write_text(path, "\n\n".join(parts) + "\n")
+    return path

@@ -175,7 +175,7 @@ def analyze(cfg: DictConfig) -> None:
     if logit:
         write_text(out / "logit.txt", "\n\n".join(f.summary_text() for f in logit["fits"]) + "\n")
         written.append("logit.txt")
-    write_report(out / "report.md", tables, logit, figures, sources=paths, rows=len(table), notes=notes)
+    write_report(out, figures, sources=paths, notes=notes)
     print(f"analysed {len(table):,} rows; wrote {', '.join([*written, 'report.md'])} into {out}")
 
 

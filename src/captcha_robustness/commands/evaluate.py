@@ -2,7 +2,7 @@
 (`solver=cnn`, the default; a list of checkpoints reads as an ensemble, and `test_shifts` adds
 shifted copies of each image) or general-purpose OCR (`solver=tesseract`, `solver=ocrspace`).
 
-Writes metrics.json and predictions.parquet (one row per test CAPTCHA, schema in DESIGN.md)
+Writes metrics.json and predictions.parquet (one row per test CAPTCHA, schema in docs/schema.md)
 into its run directory; for the CNN also confusion_digit_K.csv and confusion.png.
 """
 

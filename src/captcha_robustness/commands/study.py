@@ -74,7 +74,7 @@ class StudyLog:
         shown = shlex.join([COMMANDS[module], *args])
         print(f"\n== {name}\n+ {shown}", flush=True)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", f"captcha_robustness.{module}", *args])
+        done = subprocess.run([sys.executable, "-m", f"captcha_robustness.commands.{module}", *args])
         seconds = round(time.perf_counter() - start, 1)
         self.attempt["steps"].append({"step": name, "command": shown, "seconds": seconds, "exit": done.returncode})
         self._save()

@@ -51,7 +51,7 @@ class MnistDigits:
             missing = [f for f in MNIST_FILES if not (raw / f).exists()]
             raise ConfigError(
                 f"digits.root: MNIST not found at {raw.resolve()} (missing: {', '.join(missing) or 'readable files'}); "
-                f"point digits.root=PATH at a folder holding MNIST/raw (here: digits.root=../shared/data), "
+                f"point digits.root=PATH (or the environment variable MNIST_ROOT) at a folder holding MNIST/raw, "
                 f"or set digits.download=true on a machine with internet ({type(exc).__name__})"
             ) from exc
         cut = len(train.data) - self.val_size

@@ -1,4 +1,4 @@
-"""Noise injected into CAPTCHA batches, defined as in the reference study (REFERENCE.md).
+"""Noise injected into CAPTCHA batches, defined as in the reference study (docs/reference.md).
 
 `level` is the fraction of pixels hit. Every pixel of every CAPTCHA carries fixed random
 numbers drawn from (seed, split, captcha_id): a 16-bit uniform `u` that decides whether it

@@ -1,4 +1,4 @@
-"""Batched CAPTCHA renderer following the reference recipe (REFERENCE.md).
+"""Batched CAPTCHA renderer following the reference recipe (docs/reference.md).
 
 Per digit: scale and rotate about its ink centre (one bilinear sample into a small P x P
 patch) and find its ink box; lay the ink boxes left to right with a random overlap, each

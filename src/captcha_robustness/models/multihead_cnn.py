@@ -1,6 +1,6 @@
 """The default solver: a small multi-head CNN designed for CPU throughput.
 
-Why it looks like this (measured with scripts/bench_models.py, 2-core CPU, batch 64):
+Why it looks like this (measured with benchmarks/bench_models.py, 2-core CPU, batch 64):
 - The stretched CAPTCHA is 2.5x taller than its content, so the input is average-pooled
   4x vertically and 2x horizontally first: each digit is still ~14 x 15 pixels, like a
   half-size MNIST digit, and every later layer works on 8x fewer pixels.

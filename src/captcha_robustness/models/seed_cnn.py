@@ -1,4 +1,4 @@
-"""The reference study's multi-head CNN, exactly as REFERENCE.md describes it."""
+"""The reference study's multi-head CNN, exactly as docs/reference.md describes it."""
 
 from __future__ import annotations
 
