@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the commands as a user does
+
 
 def run(tmp_path, *args):
     return subprocess.run([sys.executable, "-m", "captcha_robustness.render_grid", *args],

@@ -20,6 +20,8 @@ from captcha_robustness.commands.predict import find_images, load_image, predict
 from captcha_robustness.runs import load_module
 from clitools import TINY, assert_one_line_error, run
 
+pytestmark = pytest.mark.slow  # runs the commands as a user does
+
 
 def test_train_writes_checkpoints_metrics_and_a_summary(trained):
     cwd, result = trained

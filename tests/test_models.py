@@ -163,7 +163,7 @@ def test_label_smoothing_softens_only_the_training_loss():
 
 @pytest.mark.parametrize("value", [-0.1, 1.0, "0.1", True])
 def test_a_bad_label_smoothing_names_the_field(value):
-    with pytest.raises(ConfigError, match=r"^label_smoothing: must be a number in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"^training.label_smoothing: must be a number in \[0, 1\)"):
         CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, label_smoothing=value)
 
 

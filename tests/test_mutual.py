@@ -106,11 +106,11 @@ def test_a_pair_really_learns_and_comes_back_from_its_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("members", [0, 1.5, True, "2"])
 def test_bad_members_name_the_field(members):
-    with pytest.raises(ConfigError, match="^members: must be an integer >= 1"):
+    with pytest.raises(ConfigError, match="^training.members: must be an integer >= 1"):
         CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, members=members)
 
 
 @pytest.mark.parametrize("weight", [-0.5, True, "1"])
 def test_a_bad_mutual_weight_names_the_field(weight):
-    with pytest.raises(ConfigError, match="^mutual_weight: must be a number >= 0"):
+    with pytest.raises(ConfigError, match="^training.mutual_weight: must be a number >= 0"):
         CaptchaModule(MULTIHEAD, ADAMW, num_digits=2, members=2, mutual_weight=weight)

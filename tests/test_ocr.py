@@ -160,6 +160,7 @@ def test_answers_are_cached_and_the_daily_budget_holds(server, client):
     assert len(server.requests) == 2
 
 
+@pytest.mark.slow
 @needs_tesseract
 def test_captcha_eval_with_tesseract(tmp_path):
     result = run(tmp_path, "evaluate", "solver=tesseract", "data.test_size=6", "noise=salt_and_pepper",
@@ -172,6 +173,7 @@ def test_captcha_eval_with_tesseract(tmp_path):
     assert (table["noise_type"] == "salt_and_pepper").all() and (table["noise_level"] == 0.1).all()
 
 
+@pytest.mark.slow
 def test_captcha_eval_with_ocrspace_never_writes_the_key(server, tmp_path):
     server.script = ["ok", "processing_error", "ok", "429", "ok", "ok"]
     without_key = {k: v for k, v in os.environ.items() if k != KEY_VARIABLE}

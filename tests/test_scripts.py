@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the commands as a user does
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 

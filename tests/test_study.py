@@ -21,6 +21,7 @@ def smoke(tmp_path_factory):
     return cwd, args, first, not no_ocr
 
 
+@pytest.mark.slow
 def test_the_smoke_study_runs_every_step_into_one_report(smoke):
     cwd, _, first, with_ocr = smoke
     out = cwd / "smoke"
@@ -39,6 +40,7 @@ def test_the_smoke_study_runs_every_step_into_one_report(smoke):
     assert "+ captcha-train -m noise=none,sp_mixed" in first.stdout and "study done in" in first.stdout
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_what_is_finished(smoke):
     cwd, args, _, with_ocr = smoke
     again = run(cwd, "study", *args)
@@ -50,6 +52,7 @@ def test_a_rerun_skips_what_is_finished(smoke):
     assert len(record["earlier_attempts"]) == 1 and record["attempt"]["finished"]
 
 
+@pytest.mark.slow
 def test_bad_study_settings_are_one_line(tmp_path):
     assert_one_line_error(run(tmp_path, "study", "study=smoke", "study.regimes=[]"), "study.regimes")
     assert_one_line_error(run(tmp_path, "study", "study=smoke", "study.train=5"), "study.train")

@@ -36,6 +36,7 @@ def sweep(trained):
     return cwd, ckpt, cwd / "sweep1", result
 
 
+@pytest.mark.slow
 def test_the_combined_table_has_every_captcha_under_every_condition(sweep):
     _, _, root, result = sweep
     table = pd.read_parquet(root / "predictions.parquet")
@@ -51,6 +52,7 @@ def test_the_combined_table_has_every_captcha_under_every_condition(sweep):
         assert (root / plot).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_the_summary_matches_a_recomputation_from_the_rows(sweep):
     _, _, root, _ = sweep
     table = pd.read_parquet(root / "predictions.parquet")
@@ -70,6 +72,7 @@ def test_the_summary_matches_a_recomputation_from_the_rows(sweep):
         assert metrics["test/acc_seq"] == pytest.approx(row["acc_seq"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_finished_jobs_and_redoes_the_rest(sweep):
     cwd, ckpt, root, _ = sweep
     (root / "2" / "done.json").unlink()
@@ -82,6 +85,7 @@ def test_a_rerun_skips_finished_jobs_and_redoes_the_rest(sweep):
     assert len(pd.read_parquet(root / "predictions.parquet")) == 200
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_reports_its_missing_jobs_and_resumes(trained):
     cwd, _ = trained
     ckpt = cwd / "run1" / "checkpoints" / "last.ckpt"
@@ -111,6 +115,7 @@ def test_a_killed_sweep_reports_its_missing_jobs_and_resumes(trained):
     assert (pd.read_csv(cwd / "killed" / "summary.csv")["status"] == "done").all()
 
 
+@pytest.mark.slow
 def test_a_failed_job_is_reported_and_the_sweep_exits_nonzero(sweep):
     cwd, ckpt, _, _ = sweep
     result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian", "noise.level=0.1,1.5",
@@ -122,6 +127,7 @@ def test_a_failed_job_is_reported_and_the_sweep_exits_nonzero(sweep):
     assert summary["error"].iloc[1].startswith("error: noise.level: must be a number in [0, 1]")
 
 
+@pytest.mark.slow
 def test_seed_repeats_get_a_spread(sweep):
     cwd, ckpt, _, _ = sweep
     result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian", "noise.level=0.1,0.3", "seed=range(3)",
@@ -138,6 +144,7 @@ def test_seed_repeats_get_a_spread(sweep):
     assert labels[0] != labels[1]  # each seed is its own test set
 
 
+@pytest.mark.slow
 def test_the_joblib_launcher_gives_the_same_results(sweep):
     cwd, ckpt, root, _ = sweep
     result = eval_sweep(cwd, ckpt, "sweep_joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
@@ -148,6 +155,7 @@ def test_the_joblib_launcher_gives_the_same_results(sweep):
     np.testing.assert_allclose(basic["confidence"], joblib["confidence"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_submitit_local_launcher_runs_a_sweep(sweep):
     cwd, ckpt, _, _ = sweep
     result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=salt_and_pepper", "noise.level=0.1,0.3",
@@ -158,6 +166,7 @@ def test_the_submitit_local_launcher_runs_a_sweep(sweep):
     assert (summary["status"] == "done").all() and summary["n"].tolist() == [20, 20]
 
 
+@pytest.mark.slow
 def test_a_train_sweep_gets_a_summary_of_its_test_passes(trained):
     cwd, _ = trained
     from clitools import TINY
@@ -219,6 +228,7 @@ def test_the_slurm_launcher_config_composes():
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)
 
 
+@pytest.mark.slow
 def test_the_analysis_builds_on_a_tiny_sweep(sweep):
     cwd, _, root, _ = sweep
     result = run(cwd, "analyze", f"predictions={root}", "out_dir=analysis", "bootstrap=20")

@@ -50,8 +50,8 @@ def renamed_overrides(argv: list[str]) -> list[str]:
             arg = "logger=[]" if key == "logger" else f"~{key}"
         prefix = key[:len(key) - len(key.lstrip("+~"))]
         new = RENAMED.get(key.lstrip("+~"))
-        if sep and new:
-            arg = f"{prefix.lstrip('+')}{new}={value}"
+        if new:
+            arg = f"{prefix.lstrip('+')}{new}{sep}{value}"
         out.append(arg)
     return out
 

@@ -13,7 +13,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "solver": ("object", "cnn, tesseract or ocrspace"),
     "model_id": ("object", "which model: '<run>/<checkpoint stem>', a sweep job's 'train/0/last', an ensemble "
                            "'a + b', or the OCR engine and its settings"),
-    "train_noise": ("object", "the model's training noise, e.g. 'salt_and_pepper:[0.2, 0.3, 0.4]' (null for OCR)"),
+    "train_noise": ("object", "the model's training noise, e.g. 'salt_and_pepper:[0.2, 0.3, 0.4]' (for OCR: a null "
+                              "of pandas' string dtype)"),
     "architecture": ("object", "the network's class (MultiHeadCNN, SeedCNN), or the OCR solver's name"),
     "noise_type": ("object", "the test noise: none, gaussian, salt_and_pepper, or a mixture 'a+b'"),
     "noise_level": ("float64", "the level this CAPTCHA's noise was drawn at, in [0, 1]"),

@@ -32,10 +32,10 @@ def instantiate_each(group: DictConfig | None) -> dict[str, Any]:
 
 
 def tensorboard_if_installed(save_dir: str, name: str, version: str) -> TensorBoardLogger | None:
+    """TensorBoard's logger where tensorboard (or tensorboardX) is installed, else None: it is
+    in the default logger set but not a dependency."""
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         return TensorBoardLogger(save_dir, name=name, version=version)
-    print("note: logger.tensorboard: neither tensorboard nor tensorboardX is installed; not logging there",
-          file=sys.stderr)
     return None
 
 
