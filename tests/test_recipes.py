@@ -60,7 +60,7 @@ def test_the_pair_recipe_trains_in_stages_and_reads_one_ensemble(tmp_path):
                                           "ensemble evaluation"]
     assert "init_from=" in steps[1]["command"] and "init_from=" not in steps[0]["command"]
     evaluation = json.loads((out / "eval" / "metrics.json").read_text())
-    assert evaluation["ckpt_path"] == [str(out / f"seed{s}" / "stage2" / "checkpoints" / "last.ckpt") for s in (0, 1)]
+    assert evaluation["ckpt_path"] == [f"pair/seed{s}/stage2/checkpoints/last.ckpt" for s in (0, 1)]
     assert evaluation["test_shifts"] == [[0, -2], [0, 2]] and evaluation["test_size"] == 32
     table = pd.read_parquet(out / "eval" / "predictions.parquet")
     assert table["model_id"].iloc[0].count(" + ") == 1

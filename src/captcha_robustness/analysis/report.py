@@ -92,8 +92,17 @@ def security_readings(at_50: pd.DataFrame) -> list[str]:
 
 
 def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
-    """The analysis tables found in `folder`, by name without .csv."""
-    return {name: pd.read_csv(folder / f"{name}.csv") for name in TABLES if (folder / f"{name}.csv").is_file()}
+    """The analysis tables found in `folder`, by name without .csv (a table written without
+    rows or columns reads as an empty frame)."""
+    tables = {}
+    for name in TABLES:
+        path = folder / f"{name}.csv"
+        if path.is_file():
+            try:
+                tables[name] = pd.read_csv(path)
+            except pd.errors.EmptyDataError:
+                tables[name] = pd.DataFrame()
+    return tables
 
 
 def best_specification(quality: pd.DataFrame) -> pd.Series:
