@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.errors import exit_on_config_error
+from captcha_robustness.errors import ConfigError, exit_on_config_error
 from captcha_robustness.memory import reuse_freed_memory
 from captcha_robustness.sweeps.jobs import run_sweep_job
 from captcha_robustness.training.components import fast_precision
@@ -54,6 +54,16 @@ def renamed_overrides(argv: list[str]) -> list[str]:
             arg = f"{prefix.lstrip('+')}{new}{sep}{value}"
         out.append(arg)
     return out
+
+
+def override_list(cfg: DictConfig, field: str) -> list[str]:
+    """The list of overrides at `field` (none when null), as strings, or one clear error."""
+    value = OmegaConf.select(cfg, field)
+    if value is None:
+        return []
+    if not OmegaConf.is_list(value):
+        raise ConfigError(f"{field}: must be a list of overrides, e.g. '[seed=0,1]' (got {value!r})")
+    return [str(v) for v in value]
 
 
 def run_dir() -> Path:

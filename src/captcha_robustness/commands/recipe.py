@@ -23,19 +23,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.commands.cli import hydra_entry
+from captcha_robustness.commands.cli import hydra_entry, override_list
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
 from captcha_robustness.validate import number
-
-
-def _overrides(cfg: DictConfig, field: str) -> list[str]:
-    value = OmegaConf.select(cfg, field)
-    if value is None:
-        return []
-    if not OmegaConf.is_list(value):
-        raise ConfigError(f"{field}: must be a list of overrides, e.g. '[digits.root=data]' (got {value!r})")
-    return [str(v) for v in value]
 
 
 def _run(args: list[str], log: Path | None, threads: int) -> tuple[str, float]:
@@ -79,16 +70,16 @@ def recipe(cfg: DictConfig) -> None:
     if not seeds:
         raise ConfigError("recipe.seeds: give at least one seed, e.g. [0,1]")
     threads = number("recipe.threads", r.threads, integer=True, low=0, note="0: torch's default")
-    stages = [_overrides(cfg, f"recipe.stages.{k}") for k in range(len(r.stages or []))]
+    stages = [override_list(cfg, f"recipe.stages.{k}") for k in range(len(r.stages or []))]
     if not stages:
         raise ConfigError("recipe.stages: give at least one stage, a list of captcha-train overrides")
-    common = _overrides(cfg, "common")
+    common = override_list(cfg, "common")
     start = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=len(seeds)) as pool:
             members = list(pool.map(lambda s: train_member(s, stages, common, out, threads), seeds))
         last = ",".join(str(out / f"seed{s}" / f"stage{len(stages)}" / "checkpoints" / "last.ckpt") for s in seeds)
-        evaluation = _run(["evaluate", f"ckpt_path=[{last}]", *_overrides(cfg, "recipe.eval"), *common,
+        evaluation = _run(["evaluate", f"ckpt_path=[{last}]", *override_list(cfg, "recipe.eval"), *common,
                            f"hydra.run.dir={out / 'eval'}"], None, 0)
     except RuntimeError as exc:
         sys.exit(f"error: {exc}; fix the cause and run the same captcha-recipe command again to continue")

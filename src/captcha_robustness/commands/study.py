@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.commands.cli import hydra_entry
+from captcha_robustness.commands.cli import hydra_entry, override_list
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
 from captcha_robustness.solvers.ocrspace import api_key
@@ -103,15 +103,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _list(cfg: DictConfig, field: str) -> list[str]:
-    value = OmegaConf.select(cfg, field)
-    if value is None:
-        return []
-    if not OmegaConf.is_list(value):
-        raise ConfigError(f"{field}: must be a list of overrides, e.g. '[seed=0,1]' (got {value!r})")
-    return [str(v) for v in value]
-
-
 def _levels(value: object) -> str:
     return ",".join(map(str, value)) if OmegaConf.is_list(value) else str(value)
 
@@ -119,12 +110,12 @@ def _levels(value: object) -> str:
 def study(cfg: DictConfig) -> None:
     s = cfg.study
     out = Path(cfg.out)
-    common, sweeps = _list(cfg, "study.common"), _list(cfg, "study.sweeps")
-    regimes, train = _list(cfg, "study.regimes"), _list(cfg, "study.train")
-    replication_train, analyze = _list(cfg, "study.replication.train"), _list(cfg, "study.analyze")
+    common, sweeps = override_list(cfg, "study.common"), override_list(cfg, "study.sweeps")
+    regimes, train = override_list(cfg, "study.regimes"), override_list(cfg, "study.train")
+    replication_train, analyze = override_list(cfg, "study.replication.train"), override_list(cfg, "study.analyze")
     if not regimes:
         raise ConfigError("study.regimes: give at least one training noise (conf/noise/), e.g. [none,sp_mixed]")
-    noises = f"noise={','.join(_list(cfg, 'study.eval.noises'))}"
+    noises = f"noise={','.join(override_list(cfg, 'study.eval.noises'))}"
     log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]))
     predictions = [out / "eval"]
     try:
