@@ -80,5 +80,6 @@ def fast_precision() -> str:
     if has_native_bf16():
         return "bf16-mixed"
     print("note: trainer.precision: this CPU has no native bfloat16 (AVX512_BF16 or AMX), so the recipe "
-          "trains in float32 (32-true); its times in the docs are for a CPU with it", file=sys.stderr)
+          "trains in float32 (32-true), about twice as long as on a CPU with it (docs/benchmarks.md)",
+          file=sys.stderr)
     return "32-true"
