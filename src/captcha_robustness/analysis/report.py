@@ -99,7 +99,7 @@ def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
         path = folder / f"{name}.csv"
         if path.is_file():
             try:
-                tables[name] = pd.read_csv(path)
+                tables[name] = pd.read_csv(path, dtype={"pair": str, "label": str})  # keeps "02" as is
             except pd.errors.EmptyDataError:
                 tables[name] = pd.DataFrame()
     return tables
