@@ -48,7 +48,7 @@ def main() -> None:
         rows = len(table)
         del table
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "captcha_robustness.analyze", f"predictions={path}",
+        result = subprocess.run([sys.executable, "-m", "captcha_robustness.commands.analyze", f"predictions={path}",
                                  f"out_dir={Path(tmp) / 'out'}", f"bootstrap={args.bootstrap}"],
                                 capture_output=True, text=True)
         seconds = time.perf_counter() - start

@@ -53,7 +53,7 @@ def main() -> None:
         sys.exit(__doc__)
     out, overrides = Path(sys.argv[1]), sys.argv[2:]
     if overrides or not (out / "csv" / "metrics.csv").exists():
-        cmd = [sys.executable, "-m", "captcha_robustness.train", *overrides, f"hydra.run.dir={out}"]
+        cmd = [sys.executable, "-m", "captcha_robustness.commands.train", *overrides, f"hydra.run.dir={out}"]
         print("running:", " ".join(cmd), flush=True)
         returncode = subprocess.run(cmd).returncode
         if returncode != 0:
