@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from clitools import TINY, run
+from clitools import TINY, assert_one_line_error, run
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +74,12 @@ def test_the_matrix_study_composes(tmp_path):
     result = run(tmp_path, "study", "study=matrix", "--cfg", "job")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "replication: null" in result.stdout and "regimes:" in result.stdout
+
+
+@pytest.mark.parametrize("override, field", [("recipe.seeds=3", "recipe.seeds"), ("recipe.threads=-1", "recipe.threads"),
+                                             ("recipe.stages=[]", "recipe.stages")])
+def test_bad_recipe_settings_are_one_line(tmp_path, override, field):
+    result = subprocess.run([sys.executable, "-m", "captcha_robustness.commands.recipe", "recipe=smoke", override,
+                             "out=bad"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert_one_line_error(result, field)
+    assert not (tmp_path / "bad" / "seed0").exists() and not (tmp_path / "bad" / "recipe.json").exists()

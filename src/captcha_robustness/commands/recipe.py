@@ -66,9 +66,9 @@ def train_member(seed: int, stages: list[list[str]], common: list[str], out: Pat
 def recipe(cfg: DictConfig) -> None:
     r = cfg.recipe
     out = Path(cfg.out)
-    seeds = [number("recipe.seeds", s, integer=True, low=0) for s in (OmegaConf.to_container(r.seeds) or [])]
-    if not seeds:
-        raise ConfigError("recipe.seeds: give at least one seed, e.g. [0,1]")
+    if not OmegaConf.is_list(r.seeds) or not r.seeds:
+        raise ConfigError(f"recipe.seeds: give a list of one or more seeds, e.g. [0,1] (got {r.seeds!r})")
+    seeds = [number("recipe.seeds", s, integer=True, low=0) for s in r.seeds]
     threads = number("recipe.threads", r.threads, integer=True, low=0, note="0: torch's default")
     stages = [override_list(cfg, f"recipe.stages.{k}") for k in range(len(r.stages or []))]
     if not stages:
