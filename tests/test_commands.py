@@ -241,3 +241,19 @@ def test_eval_reads_one_member_of_a_members_checkpoint(tmp_path):
 
     assert_one_line_error(run(tmp_path, "evaluate", f"ckpt_path={ckpt}", "member=3"), "member")
     assert_one_line_error(run(tmp_path, "evaluate", f"ckpt_path=[{ckpt},{ckpt}]", "member=1"), "member")
+
+
+def test_predict_reads_the_good_images_and_reports_each_bad_one(trained, tmp_path):
+    ckpt = trained[0] / "run1" / "checkpoints" / "last.ckpt"
+    Image.new("L", (110, 100), 0).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_text("not an image")
+    Image.new("L", (110, 100), 255).save(tmp_path / "c.png")
+    (tmp_path / "d.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    out = tmp_path / "preds.csv"
+    result = run(trained[0], "predict", f"ckpt_path={ckpt}", f"images={tmp_path}", f"out={out}")
+    assert result.returncode == 2
+    assert [line.split(",")[0].rsplit("/", 1)[-1] for line in result.stdout.strip().splitlines()[1:]] == ["a.png", "c.png"]
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: images: cannot read ") for line in errors)
+    assert "b.png" in errors[0] and "d.png" in errors[1]
+    assert len(pd.read_csv(out)) == 2  # the CSV holds the images that were read
