@@ -190,6 +190,16 @@ def test_captcha_eval_with_ocrspace_never_writes_the_key(server, tmp_path):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in result.stdout + result.stderr
+    assert "no answer for 1 of 5 CAPTCHAs (most common reason, 1 times: processing error" in result.stdout
+
+    server.script = ["processing_error"] * 3  # every request refused: no accuracy to report
+    kept = [a for a in args if not a.startswith(("data.test_size", "solver.cache_dir", "hydra.run.dir"))]
+    none = run(tmp_path, "evaluate", *kept, f"solver.cache_dir={tmp_path / 'cache2'}", "data.test_size=3",
+               "hydra.run.dir=none", env={**without_key, KEY_VARIABLE: KEY})
+    assert none.returncode == 2
+    assert none.stderr.strip().startswith("error: solver=ocrspace: none of the 3 CAPTCHAs was answered")
+    assert len(none.stderr.strip().splitlines()) == 1
+    assert pd.read_parquet(tmp_path / "none" / "predictions.parquet")["error"].notna().all()  # kept, and honest
 
     missing = run(tmp_path, "evaluate", "solver=ocrspace", "data.test_size=2", "hydra.run.dir=nokey", env=without_key)
     assert missing.returncode == 2 and missing.stderr.strip().startswith(f"error: {KEY_VARIABLE}: not set")

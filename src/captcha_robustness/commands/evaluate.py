@@ -130,7 +130,23 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "test_size": len(table),
     })
     print("\n".join(summary_lines(metrics, out, None)))
+    unanswered = unanswered_line(table)
+    if unanswered:
+        print(unanswered)
+        if table["error"].notna().all():
+            raise ConfigError(f"solver={solver_name}: none of the {len(table):,} CAPTCHAs was answered, so its "
+                              f"accuracy measures nothing; {unanswered}")
     return metrics
+
+
+def unanswered_line(table: pd.DataFrame) -> str | None:
+    """'no answer for N of M CAPTCHAs (most common reason: ...)', or None when all were answered."""
+    errors = table["error"].dropna()
+    if errors.empty:
+        return None
+    reason, count = errors.value_counts().index[0], int(errors.value_counts().iloc[0])
+    return (f"no answer for {len(errors):,} of {len(table):,} CAPTCHAs (most common reason, {count:,} times: "
+            f"{reason})")
 
 
 main = hydra_entry("eval", evaluate)
