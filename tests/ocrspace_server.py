@@ -72,6 +72,8 @@ class FakeOcrSpace:
             return 200, as_json, json.dumps(RATE_LIMIT_BODY).encode()
         if mode == "malformed":
             return 200, as_json, b'{"ParsedResults": [{"ParsedText": "12'
+        if mode == "no_results":  # JSON, but without the parsed text
+            return 200, as_json, json.dumps({"OCRExitCode": 1, "IsErroredOnProcessing": False}).encode()
         if mode == "processing_error":
             failed = {"OCRExitCode": 3, "IsErroredOnProcessing": True,
                       "ErrorMessage": ["Unable to recognize the file type or E216:Unable to detect the file extension"],

@@ -132,7 +132,10 @@ def test_a_request_speaks_the_protocol(server, client):
     (["timeout"] * 3, "timeout (gave up after 3 attempts)", 3),
     (["rate_limit_string", "ok"], None, 2),
     (["rate_limit_string"] * 3, "rate limited by the service (gave up after 3 attempts)", 3),
-    (["malformed"], "malformed response (HTTP 200, not JSON)", 1),
+    (["malformed", "ok"], None, 2),  # a malformed success is retried like a 5xx ...
+    (["no_results", "ok"], None, 2),
+    (["malformed"] * 3, "malformed response (HTTP 200, not JSON) (gave up after 3 attempts)", 3),  # ... within budget
+    (["no_results"] * 3, "malformed response (no ParsedResults[0].ParsedText) (gave up after 3 attempts)", 3),
     (["processing_error"], "processing error (OCRExitCode 3): Unable to recognize the file type", 1),
     (["403"], f"refused: HTTP 403 (check {KEY_VARIABLE})", 1),
 ])

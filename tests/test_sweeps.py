@@ -102,7 +102,7 @@ def test_a_killed_sweep_reports_its_missing_jobs_and_resumes(trained):
     assert (cwd / "killed" / "0" / "done.json").exists() and not (cwd / "killed" / "summary.csv").exists()
 
     result = run(cwd, "collect", "killed")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and result.stderr.startswith("error: 2 job(s) did not finish;"), result.stderr
     summary = pd.read_csv(cwd / "killed" / "summary.csv")
     assert summary["status"].tolist() == ["done", "missing", "missing"]
     assert summary["noise.level"].tolist() == [0.1, 0.2, 0.3]

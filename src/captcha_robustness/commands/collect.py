@@ -1,4 +1,5 @@
-"""captcha-collect: (re)build the combined table, summary and plots of sweep folders.
+"""captcha-collect: (re)build the combined table, summary and plots of sweep folders; exits 1
+when some job of them did not finish (the tables still list it, as missing or failed).
 
     captcha-collect multirun/eval/2026-11-25_10-00-00
     captcha-collect SWEEP_A SWEEP_B --out results/both
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     combined = combine(args.sweeps)
     written = write_combined(combined, args.out or args.sweeps[0])
     print("\n".join(report_lines(combined, written)))
+    if combined.incomplete:  # as the sweep itself does: its tables are written, but the sweep is not done
+        parser.exit(1, f"error: {len(combined.incomplete)} job(s) did not finish; re-run the sweep's command with "
+                       f"hydra.sweep.dir=<its folder> to redo only those\n")
 
 
 if __name__ == "__main__":

@@ -172,22 +172,26 @@ class OcrSpaceSolver:
             return Reading(None, error=f"refused: HTTP {status} (check {KEY_VARIABLE})")
         if status == 429 or status >= 500:
             raise _Retry(f"HTTP {status}", _retry_after(response))
+        # A malformed success (not JSON, or JSON without the parsed text) is what proxies and
+        # overloaded servers send for a moment: retried like a 5xx, within the same budget.
         try:
             body = response.json()
         except ValueError:
-            return Reading(None, error=f"malformed response (HTTP {status}, not JSON)")
+            if status >= 400:
+                return Reading(None, error=f"HTTP {status}, not JSON")
+            raise _Retry(f"malformed response (HTTP {status}, not JSON)") from None
         if _is_rate_limit_message(body):
             raise _Retry("rate limited by the service", _retry_after(response))
-        if not isinstance(body, dict):
-            return Reading(None, error=f"malformed response (HTTP {status}): {str(body)[:100]}")
         if status >= 400:
-            return Reading(None, error=f"HTTP {status}: {_message(body)}")
+            return Reading(None, error=f"HTTP {status}: {_message(body) if isinstance(body, dict) else str(body)[:100]}")
+        if not isinstance(body, dict):
+            raise _Retry(f"malformed response (HTTP {status}): {str(body)[:100]}")
         if body.get("IsErroredOnProcessing") or body.get("OCRExitCode") not in (1, 2):
             return Reading(None, error=f"processing error (OCRExitCode {body.get('OCRExitCode')}): {_message(body)}")
         try:
             return Reading(str(body["ParsedResults"][0]["ParsedText"]))
         except (KeyError, IndexError, TypeError):
-            return Reading(None, error="malformed response (no ParsedResults[0].ParsedText)")
+            raise _Retry("malformed response (no ParsedResults[0].ParsedText)") from None
 
 
 def _retry_after(response: requests.Response) -> float | None:
