@@ -231,13 +231,14 @@ def write_report(folder: Path, figures: list[str] | None = None, *, sources: lis
     figures = [f for f in FIGURES if (folder / f).is_file()] if figures is None else figures
     figure = lambda name: [f"![{name}]({name})"] if name in figures else []  # noqa: E731
     summary = t["summary"]
+    found = findings(t, figures)
     header = (f"{int(summary.drop_duplicates(['model_id', 'noise_type', 'noise_level'])['n'].sum()):,} readings of "
               f"{summary['model_id'].nunique()} solver/model(s) under {summary['noise_type'].nunique()} noise "
               f"type(s), {len(summary)} conditions in all (summary.csv)")
     parts = ["# Analysis of CAPTCHA predictions",
              (f"Sources: {', '.join(map(str, sources))}. " if sources else "") + header + ".",
-             *(notes or []), "## Findings", "\n".join(line for line in findings(t, figures) if line.startswith("-")),
-             *[line for line in findings(t, figures) if line.startswith("!")],
+             *(notes or []), "## Findings", "\n".join(line for line in found if line.startswith("-")),
+             *[line for line in found if line.startswith("!")],
              "## Accuracy at a glance (summary.csv)",
              "Whole-CAPTCHA accuracy, clean and at three levels of each noise type; every level, with intervals and "
              "per-position accuracy, is in summary.csv.",

@@ -144,7 +144,8 @@ def unanswered_line(table: pd.DataFrame) -> str | None:
     errors = table["error"].dropna()
     if errors.empty:
         return None
-    reason, count = errors.value_counts().index[0], int(errors.value_counts().iloc[0])
+    counts = errors.value_counts()
+    reason, count = counts.index[0], int(counts.iloc[0])
     return (f"no answer for {len(errors):,} of {len(table):,} CAPTCHAs (most common reason, {count:,} times: "
             f"{reason})")
 
