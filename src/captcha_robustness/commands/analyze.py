@@ -43,11 +43,11 @@ from captcha_robustness.analysis.security import (
     security_table,
 )
 from captcha_robustness.analysis.thresholds import thresholds
-from captcha_robustness.commands.cli import hydra_entry, run_dir
+from captcha_robustness.commands.cli import run_dir
 from captcha_robustness.files import atomic_path, write_text
 from captcha_robustness.results import plots
 from captcha_robustness.results.stats import summarize
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 CONDITION = ["solver", "model_id", "model", "noise_type", "noise_level"]
 
@@ -83,8 +83,8 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _count(cfg: DictConfig, field: str, maximum: int) -> int:
-    return number(field, OmegaConf.select(cfg, field), low=0, high=maximum, integer=True)
+def _count(cfg: DictConfig, field: str) -> int:
+    return check_field(field, OmegaConf.select(cfg, field))
 
 
 def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], renderer: Renderer, gallery: int,
@@ -137,8 +137,8 @@ def noise_statistics(table: pd.DataFrame, cfg: DictConfig) -> tuple[dict[str, pd
 
 def analyze(cfg: DictConfig) -> None:
     paths = list(cfg.predictions) if isinstance(cfg.predictions, ListConfig) else [cfg.predictions]
-    gallery, captchas = _count(cfg, "images.gallery", 100), _count(cfg, "images.damage_captchas", 10000)
-    source_count = _count(cfg, "images.source_digits", 200)
+    gallery, captchas = _count(cfg, "images.gallery"), _count(cfg, "images.damage_captchas")
+    source_count = _count(cfg, "images.source_digits")
     out = Path(cfg.out_dir) if cfg.out_dir else run_dir()
     table = load_predictions(paths)
     table["model"] = model_labels(table)
@@ -179,7 +179,7 @@ def analyze(cfg: DictConfig) -> None:
     print(f"analysed {len(table):,} rows; wrote {', '.join([*written, 'report.md'])} into {out}")
 
 
-main = hydra_entry("analyze", analyze)
+from captcha_robustness.commands.entry import analyze as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.commands.cli import hydra_entry, run_dir
+from captcha_robustness.commands.cli import run_dir
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import atomic_path, write_json
@@ -150,7 +150,7 @@ def unanswered_line(table: pd.DataFrame) -> str | None:
             f"{reason})")
 
 
-main = hydra_entry("eval", evaluate)
+from captcha_robustness.commands.entry import evaluate as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

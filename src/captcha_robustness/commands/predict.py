@@ -9,7 +9,6 @@ cannot be read is reported on its own line after the others, and the command the
 from __future__ import annotations
 
 import csv
-import glob
 import sys
 from pathlib import Path
 
@@ -18,26 +17,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 
-from captcha_robustness.commands.cli import hydra_entry
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import atomic_path
 from captcha_robustness.models.module import check_shifts
+from captcha_robustness.preflight import find_images
 from captcha_robustness.runs import load_ensemble, plain
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-
-
-def find_images(pattern: str) -> list[Path]:
-    path = Path(pattern)
-    if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    else:
-        found = sorted(Path(p) for p in glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [path]
-    if not found or not all(p.is_file() for p in found):
-        missing = next((p for p in found if not p.is_file()), pattern)
-        raise ConfigError(f"images: no such image file(s): {missing}; give a file, a directory or a glob of PNG/JPEG")
-    return found
-
 
 # Modes whose pixels are wider than 8 bits, and the value that stands for white in each.
 WIDE_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
@@ -126,7 +110,7 @@ def predict_command(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-main = hydra_entry("predict", predict_command)
+from captcha_robustness.commands.entry import predict as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.commands.cli import hydra_entry, override_list
+from captcha_robustness.commands.cli import override_list
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
 from captcha_robustness.validate import number
@@ -90,7 +90,7 @@ def recipe(cfg: DictConfig) -> None:
     print(f"\nrecipe done in {total / 60:.1f} min; the ensemble's results: {out / 'eval' / 'metrics.json'}")
 
 
-main = hydra_entry("recipe", recipe)
+from captcha_robustness.commands.entry import recipe as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.commands.cli import hydra_entry, run_dir
+from captcha_robustness.commands.cli import run_dir
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.noise import NoiseConfig
 from captcha_robustness.errors import ConfigError
@@ -71,7 +71,7 @@ def render_grid(cfg: DictConfig) -> None:
           f"digits={type(dm.digits).__name__}, seed={cfg.seed})")
 
 
-main = hydra_entry("render", render_grid)
+from captcha_robustness.commands.entry import render as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.commands.cli import hydra_entry, override_list
+from captcha_robustness.commands.cli import override_list
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
 from captcha_robustness.solvers.ocrspace import api_key
@@ -154,7 +154,7 @@ def study(cfg: DictConfig) -> None:
     print(f"\nstudy done in {log.attempt['total_seconds'] / 60:.1f} min: {out / 'analysis' / 'report.md'}")
 
 
-main = hydra_entry("study", study)
+from captcha_robustness.commands.entry import study as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.commands.cli import hydra_entry, run_dir
+from captcha_robustness.commands.cli import run_dir
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import atomic_path, write_json
 from captcha_robustness.models.module import CaptchaModule
@@ -64,8 +64,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_module(cfg)
     if cfg.init_from:
-        if cfg.ckpt_path:
-            raise ConfigError("init_from: cannot be combined with ckpt_path (which resumes a run); pass one")
         start_from_weights(module, cfg.init_from)
     callbacks = build_callbacks(cfg.get("callbacks"), loggers)
     if cfg.training.ema_decay is not None:
@@ -103,7 +101,7 @@ def _checkpoint(callbacks: dict[str, Any], name: str) -> str | None:
     return getattr(callback, "best_model_path", None) or None
 
 
-main = hydra_entry("train", train, last_checkpoint="checkpoints/last.ckpt")
+from captcha_robustness.commands.entry import train as main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from captcha_robustness.data.digits import SPLITS, DigitSplits
 from captcha_robustness.data.noise import NoiseConfig
-from captcha_robustness.data.render import Augment, RenderConfig, patch_size
+from captcha_robustness.data.render import patch_size
+from captcha_robustness.data.settings import Augment, RenderConfig, dataclass_from
 from captcha_robustness.data.synth import CaptchaSynth
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 
 class CaptchaDataset(Dataset):
@@ -73,18 +74,6 @@ def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _dataclass_from(field: str, cls: type, values: Mapping | None) -> Any:
-    allowed = set(cls.__dataclass_fields__)
-    unknown = sorted(set(values or {}) - allowed)
-    if unknown:
-        raise ConfigError(f"{field}.{unknown[0]}: unknown field; allowed: {', '.join(sorted(allowed))}")
-    return cls(**dict(values or {}))
-
-
-def _int_at_least(field: str, value: Any, minimum: int = 1) -> int:
-    return number(field, value, low=minimum, integer=True)
-
-
 class CaptchaDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -108,16 +97,16 @@ class CaptchaDataModule(pl.LightningDataModule):
         if isinstance(render, RenderConfig):
             self.render_cfg = render
         else:
-            self.render_cfg = _dataclass_from("data.render", RenderConfig, render)
-        self.augment = augment if isinstance(augment, Augment) else _dataclass_from("data.augment", Augment, augment)
-        self.seed = _int_at_least("seed", seed, minimum=0)
+            self.render_cfg = dataclass_from("data.render", RenderConfig, render)
+        self.augment = augment if isinstance(augment, Augment) else dataclass_from("data.augment", Augment, augment)
+        self.seed = check_field("seed", seed)
         self.sizes = {
-            "train": _int_at_least("data.train_size", train_size),
-            "val": _int_at_least("data.val_size", val_size),
-            "test": _int_at_least("data.test_size", test_size),
+            "train": check_field("data.train_size", train_size),
+            "val": check_field("data.val_size", val_size),
+            "test": check_field("data.test_size", test_size),
         }
-        self.batch_size = _int_at_least("data.batch_size", batch_size)
-        self.num_workers = _int_at_least("data.num_workers", num_workers, minimum=0)
+        self.batch_size = check_field("data.batch_size", batch_size)
+        self.num_workers = check_field("data.num_workers", num_workers)
         self.render_on_device = bool(render_on_device)
         self.splits: DigitSplits | None = None
         self.synths: dict[str, CaptchaSynth] = {}

@@ -11,7 +11,7 @@ import torch
 
 from captcha_robustness.data.render import DigitPool
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 SPLITS = ("train", "val", "test")
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -36,8 +36,7 @@ class MnistDigits:
     name = "mnist"
 
     def __init__(self, root: str = "data", download: bool = False, val_size: int = 5000) -> None:
-        if not isinstance(val_size, int) or not 0 < val_size < 60000:
-            raise ConfigError(f"digits.val_size: must be an integer in [1, 59999] (got {val_size!r})")
+        check_field("digits.val_size", val_size)
         self.root, self.download, self.val_size = Path(root), bool(download), val_size
 
     def load(self) -> DigitSplits:
@@ -70,7 +69,7 @@ class Mnist5kDigits:
 
     def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.1) -> None:
         for field, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            number(f"digits.{field}", value, low=0, high=0.5, low_open=True, high_open=True)
+            check_field(f"digits.{field}", value)
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
 
     def load(self) -> DigitSplits:

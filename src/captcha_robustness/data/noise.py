@@ -25,6 +25,7 @@ from functools import cached_property
 import torch
 
 from captcha_robustness.data import rng
+from captcha_robustness.data.settings import Level, LevelRange, parse_level  # noqa: F401 - re-exported
 from captcha_robustness.errors import ConfigError
 
 _U16_OFFSET = 32768  # 16-bit lanes are int16 in [-32768, 32767]
@@ -134,13 +135,6 @@ def gaussian(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw, sigma: 
     return images.addcmul_(draw.hit(level), draw.normal(1), value=sigma).clamp_(0, 1)
 
 
-@dataclass(frozen=True)
-class LevelRange:
-    low: float
-    high: float
-
-
-Level = float | tuple[float, ...] | LevelRange
 
 
 @dataclass(frozen=True)
@@ -156,7 +150,7 @@ class NoiseConfig:
     def from_dict(cfg: Mapping) -> NoiseConfig:
         cfg = dict(cfg)
         name = _parse_name(cfg.pop("name", "none"))
-        level = _parse_level(cfg.pop("level", 0.0))
+        level = parse_level(cfg.pop("level", 0.0))
         if name == "none" and level != 0.0:
             raise ConfigError(f"noise.level: must be 0 for noise=none (got {level}); pick a noise type")
         names = name if isinstance(name, tuple) else (name,)
@@ -192,28 +186,6 @@ def _parse_name(value) -> str | tuple[str, ...]:
             raise ConfigError(f"noise.name: unknown noise type {name!r}; allowed: {', '.join(sorted(NOISES))}, "
                               f"or a list of types other than none")
     return names[0] if len(names) == 1 else tuple(names)
-
-
-def _parse_level(value) -> Level:
-    def number(x, what: str = "noise.level") -> float:
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1.0:
-            raise ConfigError(f"{what}: must be a number in [0, 1], a list of such numbers, "
-                             f"or {{low: L, high: H}} (got {x!r})")
-        return float(x)
-
-    if isinstance(value, Mapping):
-        if set(value) != {"low", "high"}:
-            raise ConfigError(f"noise.level: a range needs exactly the keys low and high (got {sorted(value)})")
-        low, high = number(value["low"]), number(value["high"])
-        if low > high:
-            raise ConfigError(f"noise.level: range low must be <= high (got {low} > {high})")
-        return LevelRange(low, high)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) == 0:
-            raise ConfigError("noise.level: an empty list; give at least one level in [0, 1]")
-        levels = tuple(number(x) for x in value)
-        return levels[0] if len(levels) == 1 else levels
-    return number(value)
 
 
 def sample_levels(cfg: NoiseConfig, keys: torch.Tensor) -> torch.Tensor:

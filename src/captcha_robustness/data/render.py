@@ -15,117 +15,18 @@ the overlaps merge by max (order-independent, hence deterministic).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from captcha_robustness.data import rng
-from captcha_robustness.errors import ConfigError
-from captcha_robustness.validate import number
+from captcha_robustness.data.settings import Augment, RenderConfig  # noqa: F401 - re-exported
 
 DIGIT_SIZE = 28
 # PIL works in uint8: a pixel is ink when it would round to at least 1/255.
 INK_THRESHOLD = 0.5 / 255
-
-
-@dataclass(frozen=True)
-class RenderConfig:
-    num_digits: int = 4
-    height: int = 100
-    width: int = 110
-    scale_min: float = 0.9
-    scale_max: float = 1.3
-    rotation_min: float = -20.0  # degrees, counter-clockwise positive
-    rotation_max: float = 20.0
-    overlap_min: int = 2  # pixels, inclusive
-    overlap_max: int = 6
-    padding: int = 2
-
-    def __post_init__(self) -> None:
-        def check(ok: bool, field: str, allowed: str) -> None:
-            if not ok:
-                raise ConfigError(f"data.render.{field}: must be {allowed}")
-
-        check(isinstance(self.num_digits, int) and 1 <= self.num_digits <= 16, "num_digits", "an integer in [1, 16]")
-        check(isinstance(self.height, int) and self.height >= 8, "height", "an integer >= 8")
-        check(isinstance(self.width, int) and self.width >= 8, "width", "an integer >= 8")
-        check(0 < self.scale_min <= self.scale_max <= 4, "scale_min/scale_max", "0 < scale_min <= scale_max <= 4")
-        check(-90 <= self.rotation_min <= self.rotation_max <= 90, "rotation_min/rotation_max",
-              "-90 <= rotation_min <= rotation_max <= 90 degrees")
-        check(isinstance(self.overlap_min, int) and isinstance(self.overlap_max, int)
-              and 0 <= self.overlap_min <= self.overlap_max <= 20, "overlap_min/overlap_max",
-              "integers with 0 <= overlap_min <= overlap_max <= 20")
-        check(isinstance(self.padding, int) and 0 <= self.padding <= 20, "padding", "an integer in [0, 20]")
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Training-only digit variety (`data.augment`), each part off at 0:
-    - elastic: each digit is warped by a smooth random displacement field, an elastic
-      distortion (Simard et al., 2003): offsets drawn uniformly in [-elastic_alpha,
-      elastic_alpha] source pixels, per axis, at an `elastic_cells` x `elastic_cells` grid of
-      control points over the digit's patch, blended by a cubic B-spline;
-    - stroke: each digit's strokes are thickened or thinned, as by another pen: the digit is
-      blended with its 3x3 dilation (weight w > 0) or erosion (w < 0), w drawn uniformly in
-      [-stroke, stroke];
-    - padding_jitter: each side of the crop gets its own padding, drawn uniformly from the
-      integers in [padding - padding_jitter, padding + padding_jitter] (below 0 counts as
-      0), so the stretched content moves and changes size a little, as a badly centred
-      CAPTCHA would;
-    - overlap: the training CAPTCHAs' own [min, max] overlap between neighbouring digits'
-      ink (integers, inclusive), in place of data.render's; None keeps data.render's;
-    - slant and aspect: each digit is restyled as another writer's hand before its scale and
-      rotation: sheared (x += k y, k uniform in [-slant, slant]; y points down) and made
-      wider or narrower (width times a factor uniform in [1 - aspect, 1 + aspect]);
-    - erase: a square of `erase` x `erase` source pixels is blacked out in each digit before
-      any other change, its centre uniform over the 28 x 28 image, so it often misses the ink
-      or clips it (Cutout, DeVries and Taylor, 2017): the network must read digits with a
-      stroke missing, as a neighbour's overlap hides part of one (it cost an hour-long pair
-      0.76 points of test CAPTCHAs: docs/accuracy.md)."""
-
-    elastic_alpha: float = 0.0
-    elastic_cells: int = 6
-    stroke: float = 0.0
-    padding_jitter: int = 0
-    overlap: tuple[int, int] | None = None
-    slant: float = 0.0
-    aspect: float = 0.0
-    erase: int = 0
-
-    def __post_init__(self) -> None:
-        alpha, cells, stroke, jitter = self.elastic_alpha, self.elastic_cells, self.stroke, self.padding_jitter
-        number("data.augment.elastic_alpha", alpha, low=0, high=8, unit="pixels")
-        number("data.augment.elastic_cells", cells, low=2, high=16, integer=True)
-        number("data.augment.stroke", stroke, low=0, high=1)
-        number("data.augment.padding_jitter", jitter, low=0, high=20, integer=True, unit="pixels")
-        number("data.augment.slant", self.slant, low=0, high=1)
-        number("data.augment.aspect", self.aspect, low=0, high=0.5)
-        number("data.augment.erase", self.erase, low=0, high=14, integer=True, unit="pixels")
-        if self.overlap is not None:
-            low_high = tuple(self.overlap) if isinstance(self.overlap, (list, tuple)) else ()
-            if not (len(low_high) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in low_high)
-                    and 0 <= low_high[0] <= low_high[1] <= 20):
-                raise ConfigError(f"data.augment.overlap: must be null or [min, max], integers with "
-                                  f"0 <= min <= max <= 20 pixels (got {self.overlap!r})")
-            object.__setattr__(self, "overlap", low_high)
-
-    @property
-    def active(self) -> bool:
-        return (self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0 or self.overlap is not None
-                or self.restyles or self.erase > 0)
-
-    @property
-    def restyles(self) -> bool:
-        """Whether digits are slanted or resized (`slant`, `aspect`)."""
-        return self.slant > 0 or self.aspect > 0
-
-    def render_config(self, cfg: RenderConfig) -> RenderConfig:
-        """`cfg` with the training overlap range, where one is set."""
-        if self.overlap is None:
-            return cfg
-        return replace(cfg, overlap_min=self.overlap[0], overlap_max=self.overlap[1])
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from captcha_robustness.models.mutual import (
     log_mean_softmax,
     mutual_loss,
 )
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 STAGES = ("train", "val", "test")
 
@@ -99,9 +99,9 @@ class CaptchaModule(pl.LightningModule):
         `members` > 1 trains that many networks of the `model` config on the same batches, each
         also pulled towards the others' prediction with `mutual_weight` (models/mutual.py), and
         reads them as one ensemble."""
-        number("training.label_smoothing", label_smoothing, low=0, high=1, high_open=True)
-        number("training.members", members, low=1, integer=True, note="1: one network")
-        number("training.mutual_weight", mutual_weight, low=0, note="0: members train independently")
+        check_field("training.label_smoothing", label_smoothing)
+        check_field("training.members", members)
+        check_field("training.mutual_weight", mutual_weight)
         super().__init__()
         self.save_hyperparameters()
         networks = [hydra.utils.instantiate(dict(model)) for _ in range(members)]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int | tuple[int, int]) -> list[nn.Module]:
@@ -75,7 +75,7 @@ class MultiHeadCNN(nn.Module):
                  input_pool: Sequence[int] = (4, 2), hidden: int = 256, dropout: float = 0.1,
                  glimpses: int = 0) -> None:
         super().__init__()
-        number("model.glimpses", glimpses, low=0, integer=True, note="0: a dense layer and one head per digit")
+        check_field("model.glimpses", glimpses)
         if len(channels) != len(strides):
             raise ConfigError(f"model.channels, model.strides: must have the same length "
                               f"(got {len(channels)} and {len(strides)})")

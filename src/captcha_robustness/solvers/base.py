@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from captcha_robustness.errors import ConfigError
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ class Preprocess:
     border: int = 10  # pixels of background around the CAPTCHA (Tesseract misses ink at the edge)
 
     def __post_init__(self) -> None:
-        number("ocr.height", self.height, low=16, high=1000, integer=True)
-        number("ocr.widen", self.widen, low=0.25, high=8)
-        number("ocr.binarize", self.binarize, low=0, high=1, low_open=True, high_open=True, nullable=True)
-        number("ocr.border", self.border, low=0, integer=True)
+        check_field("ocr.height", self.height)
+        check_field("ocr.widen", self.widen)
+        check_field("ocr.binarize", self.binarize)
+        check_field("ocr.border", self.border)
 
     def __call__(self, image: torch.Tensor) -> Image.Image:
         pixels = image.reshape(image.shape[-2:]).clamp(0, 1)

@@ -27,7 +27,7 @@ from PIL import Image
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
 from captcha_robustness.solvers.base import Reading
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 KEY_VARIABLE = "OCR_SPACE_API_KEY"
 DEFAULT_URL = "https://api.ocr.space/parse/image"
@@ -107,7 +107,7 @@ class OcrSpaceSolver:
             raise ConfigError(f"solver.engine: must be 1, 2 or 3 (got {engine!r})")
         if not max_requests_per_minute or max_requests_per_minute <= 0:
             raise ConfigError(f"solver.max_requests_per_minute: must be > 0 (got {max_requests_per_minute!r})")
-        number("solver.max_retries", max_retries, low=0, integer=True)
+        check_field("solver.max_retries", max_retries)
         self._key = api_key(env_file)
         self.url, self.timeout_s = url, timeout_s
         self.form = {"language": language, "OCREngine": str(engine), "isOverlayRequired": "false",

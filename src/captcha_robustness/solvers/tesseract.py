@@ -12,7 +12,7 @@ from PIL import Image
 
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.solvers.base import Reading
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 INSTALL = ("install it: apt-get install tesseract-ocr (Debian/Ubuntu), brew install tesseract (macOS), "
            "or see https://tesseract-ocr.github.io/tessdoc/Installation.html")
@@ -28,7 +28,7 @@ class TesseractSolver:
     def __init__(self, psm: int = 7, whitelist: str = "0123456789", workers: int = 0, timeout_s: float = 30) -> None:
         if psm not in range(14):
             raise ConfigError(f"solver.psm: must be a page segmentation mode 0-13 (got {psm!r})")
-        number("solver.workers", workers, low=0, integer=True)
+        check_field("solver.workers", workers)
         try:
             version = pytesseract.get_tesseract_version()
         except (pytesseract.TesseractNotFoundError, OSError) as exc:

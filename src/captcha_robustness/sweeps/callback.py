@@ -8,25 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from captcha_robustness.files import write_json
 from captcha_robustness.sweeps.collect import combine
-from captcha_robustness.sweeps.jobs import PLAN_FILE
+from captcha_robustness.sweeps.jobs import PLAN_FILE, planned_jobs
 from captcha_robustness.sweeps.outputs import write_combined
-
-
-def planned_jobs(config: DictConfig) -> list[list[str]] | None:
-    """Every job's overrides, expanded as Hydra's basic sweeper does (None for other sweepers)."""
-    sweeper = config.hydra.sweeper
-    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return None
-    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
-    overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
-    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
 def report_lines(combined, written: list[Path]) -> list[str]:

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from captcha_robustness.errors import find_config_error
@@ -41,6 +43,16 @@ def finished(job_dir: Path, digest: str | None = None) -> bool:
     if done is None or (digest is not None and done.get("config_hash") != digest):
         return False
     return all((job_dir / name).is_file() for name in done.get("files", []))
+
+
+def planned_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Every job's overrides, expanded as Hydra's basic sweeper does (None for other sweepers)."""
+    sweeper = config.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
 def run_sweep_job(task: Callable[[DictConfig], object], cfg: DictConfig, last_checkpoint: str | None = None) -> None:

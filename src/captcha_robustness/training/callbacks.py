@@ -9,7 +9,7 @@ from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.trainer.states import TrainerFn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field
 
 
 class DataWaitMonitor(pl.Callback):
@@ -87,8 +87,7 @@ class AveragedWeights(WeightAveraging):
     fit, so `trainer.test(ckpt_path=...)` would test them; here only fit restores them."""
 
     def __init__(self, decay: float) -> None:
-        number("training.ema_decay", decay, low=0, high=1, low_open=True, high_open=True, nullable=True,
-               example="0.999")
+        check_field("training.ema_decay", decay)
         super().__init__(multi_avg_fn=get_ema_multi_avg_fn(float(decay)))
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
