@@ -82,6 +82,8 @@ def default_model_id(ckpt_path: str) -> str:
 def predictions_table(module: CaptchaModule, *, model_id: str, noise_type: str, seed: int) -> pd.DataFrame:
     """The test pass's per-CAPTCHA records as the predictions table."""
     records = {key: torch.cat([r[key] for r in module.test_records]) for key in module.test_records[0]}
+    order = records["captcha_id"].argsort(stable=True)  # under DDP the ranks' records come one rank after another
+    records = {key: value[order] for key, value in records.items()}
     label, prediction = records["label"], records["prediction"]
     return in_column_order(pd.DataFrame({
         "solver": "cnn",

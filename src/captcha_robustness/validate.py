@@ -53,7 +53,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "seed": dict(low=0, high=2**32 - 1, integer=True),
     "trainer.max_epochs": dict(low=1, integer=True),
     "trainer.log_every_n_steps": dict(low=1, integer=True),
-    "optimizer.lr": dict(low=0, low_open=True, example="0.003"),
+    "optimizer.lr": dict(low=0, example="0.003"),
     "optimizer.weight_decay": dict(low=0),
     "optimizer.momentum": dict(low=0, high=1, high_open=True),
     "training.ema_decay": dict(low=0, high=1, low_open=True, high_open=True, nullable=True, example="0.999"),

@@ -42,5 +42,7 @@ def load_predictions(paths: Sequence[str | Path]) -> pd.DataFrame:
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     check_columns(table)
+    if table.empty:
+        raise ConfigError(f"predictions: {', '.join(map(str, paths))}: no rows to analyse (an empty table)")
     table["model_id"] = table["model_id"].astype(str)
     return table

@@ -159,11 +159,16 @@ def composition_error(exc: BaseException) -> str:
 
 
 def remove_unused_run_dir(out: Path) -> None:
-    """Remove a run directory that holds nothing but Hydra's config copy and an empty start of a log."""
-    if out.resolve() == Path.cwd().resolve() or not out.is_dir():
+    """Remove a run directory that holds nothing but Hydra's config copy and the start of a log,
+    and the folders above it that this leaves empty (outputs/train/), up to the working directory."""
+    out, cwd = out.resolve(), Path.cwd().resolve()
+    if out == cwd or not out.is_dir() or not all(p.name == ".hydra" or p.suffix == ".log" for p in out.iterdir()):
         return
-    if all(p.name == ".hydra" or p.suffix == ".log" for p in out.iterdir()):
-        shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    for parent in out.parents:
+        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def hydra_entry(config_name: str, task: str, last_checkpoint: str | None = None) -> Callable[[], None]:

@@ -11,10 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from captcha_robustness.sweeps.callback import report_lines
-from captcha_robustness.sweeps.collect import combine
-from captcha_robustness.sweeps.outputs import write_combined
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="captcha-collect", description=__doc__.splitlines()[0])
@@ -26,6 +22,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.exit(2, f"error: sweeps: {sweep} is not a sweep folder (no job folders with .hydra/overrides.yaml)\n")
     if args.out is None and len(args.sweeps) > 1:
         parser.exit(2, "error: --out: required when combining several sweep folders\n")
+    from captcha_robustness.sweeps.callback import report_lines  # pandas and matplotlib: after the checks
+    from captcha_robustness.sweeps.collect import combine
+    from captcha_robustness.sweeps.outputs import write_combined
+
     combined = combine(args.sweeps)
     written = write_combined(combined, args.out or args.sweeps[0])
     print("\n".join(report_lines(combined, written)))

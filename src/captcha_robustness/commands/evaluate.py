@@ -81,7 +81,7 @@ def keep_member(modules: list[CaptchaModule], member: Any) -> str:
     return f"/member{member}"
 
 
-def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]] | None:
     paths = checkpoint_paths(cfg.ckpt_path)
     modules = load_ensemble(paths)
     member_suffix = keep_member(modules, cfg.member)
@@ -92,6 +92,8 @@ def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, fl
     datamodule = test_datamodule(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
     trainer.test(module, datamodule=datamodule, verbose=False)
+    if not trainer.is_global_zero:  # another process of a DDP run: the first writes the results
+        return None
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     table = predictions_table(module, model_id=cfg.model_id or " + ".join(map(default_model_id, paths)) + member_suffix,
                               noise_type=datamodule.noise.label, seed=cfg.seed)
@@ -120,7 +122,10 @@ def evaluate_ocr(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, float]]:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     out = run_dir()
     solver_name = cfg.solver.name
-    table, metrics = evaluate_cnn(cfg, out) if solver_name == "cnn" else evaluate_ocr(cfg)
+    result = evaluate_cnn(cfg, out) if solver_name == "cnn" else evaluate_ocr(cfg)
+    if result is None:
+        return {}
+    table, metrics = result
     with atomic_path(out / PREDICTIONS_FILE) as tmp:
         table.to_parquet(tmp, index=False)
     write_json(out / "metrics.json", {

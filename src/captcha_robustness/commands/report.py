@@ -9,8 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from captcha_robustness.analysis.report import write_report
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="captcha-report", description=__doc__.splitlines()[0])
@@ -18,6 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not (args.folder / "summary.csv").is_file():
         parser.exit(2, f"error: folder: {args.folder} holds no summary.csv; give a folder written by captcha-analyze\n")
+    from captcha_robustness.analysis.report import write_report  # pandas: after the checks
+
     print(f"wrote {write_report(args.folder)}")
 
 

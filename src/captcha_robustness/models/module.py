@@ -110,7 +110,10 @@ class CaptchaModule(pl.LightningModule):
         # keys carry a suffix: ModuleDict keys may not shadow nn.Module attributes such as `train`.
         self.metrics = torch.nn.ModuleDict({f"{stage}_set": CaptchaMetrics(num_digits) for stage in STAGES})
         self.confusion = torch.nn.ModuleList(MulticlassConfusionMatrix(num_classes=10) for _ in range(num_digits))
+        # After a test pass, on every process: each CAPTCHA's record and the confusion counts of
+        # the whole test set (gathered from every rank under DDP).
         self.test_records: list[dict[str, torch.Tensor]] = []
+        self.confusion_counts: list[torch.Tensor] = []
         # Test-time averaging (captcha-eval): `test_shifts`, (dy, dx) pixel shifts whose copies
         # of each test image are read along with the image itself, and `test_members`, more
         # networks (an ensemble) that read the image and every copy too.
@@ -147,7 +150,7 @@ class CaptchaModule(pl.LightningModule):
         preds = logits.argmax(-1)
         self.metrics[f"{stage}_set"].update(preds, batch["label"])
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
-                 batch_size=len(preds))
+                 batch_size=len(preds), sync_dist=True)
         return loss, logits, preds
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -172,9 +175,11 @@ class CaptchaModule(pl.LightningModule):
         return {"prediction": digit_strings(logits.argmax(-1)), "confidence": confidence(logits).tolist()}
 
     def _log_epoch(self, stage: str) -> None:
+        # torchmetrics' compute() already sums the counts of every rank: the values are global,
+        # and sync_dist only tells Lightning so (averaging equal values changes nothing).
         values = {f"{stage}/{name}": value for name, value in self.metrics[f"{stage}_set"].compute().items()}
-        self.log(f"{stage}/acc_seq", values.pop(f"{stage}/acc_seq"), prog_bar=stage != "test")
-        self.log_dict(values)
+        self.log(f"{stage}/acc_seq", values.pop(f"{stage}/acc_seq"), prog_bar=stage != "test", sync_dist=True)
+        self.log_dict(values, sync_dist=True)
         self.metrics[f"{stage}_set"].reset()
 
     def on_train_epoch_end(self) -> None:
@@ -190,6 +195,11 @@ class CaptchaModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+        self.confusion_counts = [matrix.compute().cpu() for matrix in self.confusion]  # every rank: a collective
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, self.test_records)
+            self.test_records = [record for part in gathered for record in part]
 
     def configure_optimizers(self) -> Any:
         optimizer = hydra.utils.instantiate(dict(self.hparams.optimizer))(params=self.parameters())

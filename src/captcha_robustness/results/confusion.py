@@ -13,7 +13,7 @@ from captcha_robustness.models.module import CaptchaModule
 
 def save_confusion(module: CaptchaModule, out: Path, png: bool = True) -> None:
     """confusion_digit_K.csv (rows: true digit, columns: predicted) and, with `png`, confusion.png."""
-    matrices = [m.compute().cpu().numpy() for m in module.confusion]
+    matrices = [counts.numpy() for counts in module.confusion_counts]
     for k, matrix in enumerate(matrices, start=1):
         frame = pd.DataFrame(matrix, index=pd.Index(range(10), name="true"), columns=[f"pred_{d}" for d in range(10)])
         with atomic_path(out / f"confusion_digit_{k}.csv") as tmp:

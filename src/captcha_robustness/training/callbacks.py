@@ -49,7 +49,7 @@ class DataWaitMonitor(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.step_s:
-            pl_module.log("perf/data_wait_frac", self.fraction)
+            pl_module.log("perf/data_wait_frac", self.fraction, sync_dist=True)  # the mean over ranks
 
 
 class ElapsedTime(pl.Callback):
@@ -65,7 +65,8 @@ class ElapsedTime(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._start is not None and not trainer.sanity_checking:
-            pl_module.log("time/elapsed_min", self.offset_min + (time.perf_counter() - self._start) / 60)
+            pl_module.log("time/elapsed_min", self.offset_min + (time.perf_counter() - self._start) / 60,
+                          sync_dist=True)
 
     def state_dict(self) -> dict[str, float]:
         elapsed = (time.perf_counter() - self._start) / 60 if self._start is not None else 0.0
