@@ -118,13 +118,31 @@ def test_a_killed_sweep_reports_its_missing_jobs_and_resumes(trained):
 @pytest.mark.slow
 def test_a_failed_job_is_reported_and_the_sweep_exits_nonzero(sweep):
     cwd, ckpt, _, _ = sweep
-    result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian", "noise.level=0.1,1.5",
+    # Values are checked for every job before the first starts; this one fails only when built.
+    result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian,none", "noise.level=0.1",
                  "data.test_size=20", "trainer.enable_progress_bar=false", "hydra.sweep.dir=failing")
     assert result.returncode == 1
     assert "1 job(s) of the sweep" in result.stderr
     summary = pd.read_csv(cwd / "failing" / "summary.csv")
     assert summary["status"].tolist() == ["done", "failed"]
-    assert summary["error"].iloc[1].startswith("error: noise.level: must be a number in [0, 1]")
+    assert summary["error"].iloc[1].startswith("error: noise.level: must be 0 for noise=none")
+
+
+@pytest.mark.slow
+def test_a_sweep_folder_rerun_with_other_jobs_sets_the_old_job_folders_aside(sweep):
+    cwd, ckpt, _, _ = sweep
+    common = [f"ckpt_path={ckpt}", "noise=gaussian", "data.test_size=20", "trainer.enable_progress_bar=false",
+              "hydra.sweep.dir=rerun"]
+    assert run(cwd, "evaluate", "-m", *common, "noise.level=0.2,0.6").returncode == 0
+    result = run(cwd, "evaluate", "-m", *common, "noise.level=0.6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "moved the job folders of an earlier sweep" in result.stdout
+    root = cwd / "rerun"
+    stale = [p.relative_to(root).parts[-1] for p in (root / "stale").glob("*/*")]
+    assert sorted(stale) == ["0", "1"]  # job 0 had level 0.2, job 1 is beyond the new plan
+    assert sorted(p.name for p in root.iterdir() if p.name.isdigit()) == ["0"]
+    table = pd.read_parquet(root / "predictions.parquet")
+    assert table["noise_level"].unique().tolist() == [0.6] and len(table) == 20
 
 
 @pytest.mark.slow
@@ -300,3 +318,15 @@ def test_the_analysis_builds_on_a_tiny_sweep(sweep):
     assert "Clean CAPTCHAs only: the thresholds, the regression" in report and "## Paired comparisons" in report
     assert "## The test digits behind the errors" in report and "![source_digits.png]" in report
     assert "## Robustness thresholds" not in report and "## Logistic regression" not in report
+
+
+def test_stale_job_folders_are_those_whose_overrides_the_plan_does_not_give_them(tmp_path):
+    from captcha_robustness.sweeps.jobs import set_aside_stale_jobs
+
+    for num, overrides in enumerate([["seed=0"], ["seed=1"], ["seed=2"]]):
+        (tmp_path / str(num) / ".hydra").mkdir(parents=True)
+        (tmp_path / str(num) / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in overrides))
+    assert set_aside_stale_jobs(tmp_path, [["seed=0"], ["seed=1"], ["seed=2"]]) is None
+    stale = set_aside_stale_jobs(tmp_path, [["seed=0"], ["seed=5"]])
+    assert sorted(p.name for p in stale.iterdir()) == ["1", "2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "stale"]

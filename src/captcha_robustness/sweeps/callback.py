@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from captcha_robustness.files import write_json
 from captcha_robustness.sweeps.collect import combine
-from captcha_robustness.sweeps.jobs import PLAN_FILE, planned_jobs
+from captcha_robustness.sweeps.jobs import PLAN_FILE, planned_jobs, set_aside_stale_jobs
 from captcha_robustness.sweeps.outputs import write_combined
 
 
@@ -31,6 +31,9 @@ class CombineSweep(Callback):
         if jobs is not None:
             sweep = Path(config.hydra.sweep.dir)
             sweep.mkdir(parents=True, exist_ok=True)
+            stale = set_aside_stale_jobs(sweep, jobs)
+            if stale:
+                print(f"moved the job folders of an earlier sweep with other overrides to {stale}")
             write_json(sweep / PLAN_FILE, {"jobs": jobs})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -53,6 +54,22 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
     params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
     overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
     return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def set_aside_stale_jobs(sweep: Path, jobs: list[list[str]]) -> Path | None:
+    """Move the job folders of `sweep` that an earlier sweep left with other overrides than
+    `jobs` plans for them (or beyond the plan) into stale/<time>/, so that nobody reads them
+    as this sweep's results. Returns that folder, or None when nothing was stale."""
+    stale = sweep / "stale" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    moved = False
+    for folder in sorted(p for p in sweep.iterdir() if p.name.isdigit() and (p / ".hydra" / "overrides.yaml").is_file()):
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+        num = int(folder.name)
+        if num >= len(jobs) or overrides != jobs[num]:
+            stale.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), str(stale / folder.name))
+            moved = True
+    return stale if moved else None
 
 
 def run_sweep_job(task: Callable[[DictConfig], object], cfg: DictConfig, last_checkpoint: str | None = None) -> None:
