@@ -3,6 +3,7 @@ in the folder it ran in. Each case runs the real command in a fresh temp dir."""
 
 import pandas as pd
 import pytest
+import torch
 
 from captcha_robustness.results.schema import COLUMNS
 from clitools import TINY, run
@@ -53,6 +54,7 @@ CASES = [
     ("train", "digits.val_fraction=0.6", "digits.val_fraction: must be a number in (0, 0.5)"),
     ("train", "optimizer=sgd optimizer.momentum=1", "optimizer.momentum: must be a number in [0, 1)"),
     ("train", "ckpt_path=missing.ckpt", "ckpt_path: no such file: missing.ckpt"),
+    ("train", "trainer=gpu", "trainer.accelerator: gpu, but torch sees no CUDA GPU on this machine"),
     ("train", "ckpt_path={x}/run", "ckpt_path: {x}/run is a folder; give a .ckpt file; it holds checkpoints/"),
     ("train", "ckpt_path={x}/run/checkpoints/last.ckpt init_from={x}/run/checkpoints/last.ckpt",
      "init_from: cannot be combined with ckpt_path"),
@@ -103,6 +105,8 @@ CASES = [
 
 @pytest.mark.parametrize("command, arguments, expected", CASES, ids=[f"{c}:{a}" for c, a, _ in CASES])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(inputs, tmp_path, command, arguments, expected):
+    if "trainer=gpu" in arguments and torch.cuda.is_available():
+        pytest.skip("this machine has the GPU that the case asks for")
     args = [a.replace("{x}", str(inputs)) for a in arguments.split()]
     result = run(tmp_path, command, *args)
     assert result.returncode == 2, result.stderr[-3000:]

@@ -72,3 +72,18 @@ def test_ddp_training_and_evaluation_on_two_cpu_processes(tmp_path):
     assert ddp_metrics["test/loss"] == pytest.approx(single_metrics["test/loss"], rel=1e-2)
     confusion = pd.read_csv(tmp_path / "ddp_eval" / "confusion_digit_1.csv", index_col=0)
     assert confusion.to_numpy().sum() == TEST_SIZE
+
+
+@pytest.mark.slow
+def test_the_gpu_config_with_on_device_rendering_runs_on_a_cpu_and_trains_the_same_model(tmp_path):
+    """trainer=gpu and data.render_on_device=true, with the accelerator the machine has: batches
+    carry only ids and are rendered after the transfer, and the run equals one rendered in the loader."""
+    common = ["trainer=gpu", "trainer.accelerator=cpu", "scheduler=null", "data.train_size=256", "data.val_size=64",
+              "data.test_size=96", "data.batch_size=32", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+              "logger=null"]
+    for folder, on_device in (("on_device", "true"), ("in_loader", "false")):
+        result = run(tmp_path, "train", *common, f"data.render_on_device={on_device}", f"hydra.run.dir={folder}")
+        assert result.returncode == 0, result.stderr[-3000:]
+    on_device, in_loader = (_results(tmp_path / name) for name in ("on_device", "in_loader"))
+    pd.testing.assert_frame_equal(on_device[1].drop(columns="model_id"), in_loader[1].drop(columns="model_id"))
+    assert on_device[0]["test/acc_mean"] == in_loader[0]["test/acc_mean"]

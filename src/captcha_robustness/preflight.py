@@ -50,7 +50,18 @@ def check_data(cfg: DictConfig) -> None:
         parse_level(level)
 
 
+def check_accelerator(cfg: DictConfig) -> None:
+    """trainer.accelerator=gpu (trainer=gpu) on a machine whose torch sees no CUDA GPU."""
+    if str(OmegaConf.select(cfg, "trainer.accelerator")) in ("gpu", "cuda"):
+        import torch  # only a run that asks for a GPU pays for it
+
+        if not torch.cuda.is_available():
+            raise ConfigError("trainer.accelerator: gpu, but torch sees no CUDA GPU on this machine; use "
+                              "trainer.accelerator=cpu, or trainer=default to take what the machine has")
+
+
 def check_train(cfg: DictConfig) -> None:
+    check_accelerator(cfg)
     precision = OmegaConf.select(cfg, "trainer.precision")
     if not OmegaConf.is_interpolation(cfg.trainer, "precision"):
         one_of("trainer.precision", str(precision), PRECISIONS)
@@ -65,6 +76,7 @@ def check_train(cfg: DictConfig) -> None:
 def check_eval(cfg: DictConfig) -> None:
     solver = cfg.solver.name
     if solver == "cnn":
+        check_accelerator(cfg)
         if cfg.ckpt_path is None:
             raise ConfigError("ckpt_path: required with solver=cnn: a .ckpt written by captcha-train, e.g. "
                               "ckpt_path=outputs/train/RUN/checkpoints/last.ckpt (or solver=tesseract|ocrspace)")
