@@ -196,7 +196,7 @@ def test_bad_checkpoints_images_and_sizes_name_the_field(trained, tmp_path):
         load_module(None)
     with pytest.raises(ConfigError, match="^images: cannot read .*broken.png"):
         load_image(tmp_path / "broken.png", 100, 110, invert=False)
-    with pytest.raises(ConfigError, match="^images: no such image"):
+    with pytest.raises(ConfigError, match="^images: no file matches"):
         find_images(str(tmp_path / "missing" / "*.png"))
     with pytest.raises(ConfigError, match=r"^data.render: the checkpoint expects .* \(4, 100, 110\)"):
         check_compatible(solver, {"num_digits": 5, "height": 100, "width": 110})

@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -46,3 +47,20 @@ def test_data_wait_monitor_measures_a_fraction():
 def test_a_bad_ema_decay_names_the_field(decay):
     with pytest.raises(ConfigError, match=r"^training.ema_decay: must be null or a number in \(0, 1\)"):
         AveragedWeights(decay)
+
+
+def test_the_csv_log_keeps_earlier_rows_and_replaces_those_from_where_a_resumed_run_starts(tmp_path):
+    from captcha_robustness.training.csv_log import CSVLogger
+
+    first = CSVLogger(tmp_path, name="csv", version="", flush_logs_every_n_steps=1)
+    for step in range(10):
+        first.log_metrics({"train/loss": 10.0 - step}, step=step)
+    first.save()
+    resumed = CSVLogger(tmp_path, name="csv", version="", flush_logs_every_n_steps=1)  # a new process, same folder
+    for step in range(6, 8):
+        resumed.log_metrics({"train/loss": 100.0 + step, "val/acc_seq": 0.5}, step=step)
+    resumed.save()
+    rows = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    assert rows["step"].tolist() == list(range(8))
+    assert rows["train/loss"].tolist() == [10.0 - s for s in range(6)] + [106.0, 107.0]
+    assert rows["val/acc_seq"].isna().sum() == 6  # the new column, empty in the earlier rows
