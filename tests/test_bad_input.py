@@ -92,6 +92,7 @@ CASES = [
     ("render_grid", "grid.levels=[]", "grid.levels: must be a non-empty list"),
     ("render_grid", "grid.split=foo", "grid.split: must be one of train, val, test (got 'foo')"),
     ("render_grid", "grid.count=0", "grid.count: must be an integer in [1, 64] (got 0)"),
+    ("render_grid", "grid.noises=[gaussian,foo]", "grid.noises: must be one of gaussian, salt_and_pepper (got 'foo')"),
     ("analyze", "", "predictions: required"),
     ("analyze", "predictions=missing", "predictions: no such file or folder: missing"),
     ("analyze", "predictions={x}/empty.parquet", "predictions: {x}/empty.parquet: no rows to analyse"),

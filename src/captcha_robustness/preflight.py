@@ -97,7 +97,8 @@ def check_predict(cfg: DictConfig) -> None:
 def check_render(cfg: DictConfig) -> None:
     one_of("grid.split", cfg.grid.split, ("train", "val", "test"))
     levels = _select(cfg, "grid.levels")
-    if not isinstance(levels, list) or not levels:
+    levels = levels if isinstance(levels, list) else [levels]
+    if not levels:
         raise ConfigError(f"grid.levels: must be a non-empty list of noise levels in [0, 1], e.g. '[0.1,0.5]' "
                           f"(got {levels!r})")
     for level in levels:

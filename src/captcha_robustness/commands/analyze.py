@@ -179,7 +179,7 @@ def analyze(cfg: DictConfig) -> None:
     print(f"analysed {len(table):,} rows; wrote {', '.join([*written, 'report.md'])} into {out}")
 
 
-from captcha_robustness.commands.entry import analyze as main  # noqa: E402
-
 if __name__ == "__main__":
-    main()
+    from captcha_robustness.commands.entry import analyze
+
+    analyze()

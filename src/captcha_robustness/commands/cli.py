@@ -31,7 +31,6 @@ _CHECKOUT_CONF = _PACKAGE.parents[1] / "conf"
 CONFIG_DIR = str(_CHECKOUT_CONF if _CHECKOUT_CONF.is_dir() else _PACKAGE / "conf")
 
 
-
 def _fast_precision() -> str:
     from captcha_robustness.training.components import fast_precision  # imports torch: resolved at work only
 

@@ -155,7 +155,7 @@ def unanswered_line(table: pd.DataFrame) -> str | None:
             f"{reason})")
 
 
-from captcha_robustness.commands.entry import evaluate as main  # noqa: E402
-
 if __name__ == "__main__":
-    main()
+    from captcha_robustness.commands.entry import evaluate
+
+    evaluate()

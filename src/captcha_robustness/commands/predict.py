@@ -110,7 +110,7 @@ def predict_command(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-from captcha_robustness.commands.entry import predict as main  # noqa: E402
-
 if __name__ == "__main__":
-    main()
+    from captcha_robustness.commands.entry import predict
+
+    predict()

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from captcha_robustness.commands.cli import override_list
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
-from captcha_robustness.validate import number
+from captcha_robustness.validate import check_field, number
 
 
 def _run(args: list[str], log: Path | None, threads: int) -> tuple[str, float]:
@@ -69,7 +69,7 @@ def recipe(cfg: DictConfig) -> None:
     if not OmegaConf.is_list(r.seeds) or not r.seeds:
         raise ConfigError(f"recipe.seeds: give a list of one or more seeds, e.g. [0,1] (got {r.seeds!r})")
     seeds = [number("recipe.seeds", s, integer=True, low=0) for s in r.seeds]
-    threads = number("recipe.threads", r.threads, integer=True, low=0, note="0: torch's default")
+    threads = check_field("recipe.threads", r.threads)
     stages = [override_list(cfg, f"recipe.stages.{k}") for k in range(len(r.stages or []))]
     if not stages:
         raise ConfigError("recipe.stages: give at least one stage, a list of captcha-train overrides")
@@ -90,7 +90,7 @@ def recipe(cfg: DictConfig) -> None:
     print(f"\nrecipe done in {total / 60:.1f} min; the ensemble's results: {out / 'eval' / 'metrics.json'}")
 
 
-from captcha_robustness.commands.entry import recipe as main  # noqa: E402
-
 if __name__ == "__main__":
-    main()
+    from captcha_robustness.commands.entry import recipe
+
+    recipe()

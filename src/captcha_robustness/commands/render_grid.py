@@ -10,9 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from captcha_robustness.commands.cli import run_dir
 from captcha_robustness.data.datamodule import CaptchaDataModule
-from captcha_robustness.data.noise import NoiseConfig
-from captcha_robustness.errors import ConfigError
+from captcha_robustness.data.noise import NOISES, NoiseConfig
 from captcha_robustness.files import atomic_path
+from captcha_robustness.validate import one_of
 
 
 def grid_rows(dm: CaptchaDataModule, split: str, noises: list[str], levels: list[float],
@@ -54,15 +54,14 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], labels: list[str], path: Pat
 
 
 def render_grid(cfg: DictConfig) -> None:
-    grid = cfg.grid
-    if not isinstance(grid.count, int) or not 1 <= grid.count <= 64:
-        raise ConfigError(f"grid.count: must be an integer in [1, 64] (got {grid.count!r})")
+    grid = cfg.grid  # count, split and levels are checked before any work (preflight.check_render)
     levels = OmegaConf.to_container(grid.levels) if OmegaConf.is_list(grid.levels) else [grid.levels]
     noises = OmegaConf.to_container(grid.noises) if OmegaConf.is_list(grid.noises) else [grid.noises]
+    allowed = sorted(set(NOISES) - {"none"})
+    for name in noises:
+        one_of("grid.noises", name, allowed)
     dm: CaptchaDataModule = hydra.utils.instantiate(cfg.data)
     dm.setup()
-    if grid.split not in dm.synths:
-        raise ConfigError(f"grid.split: must be one of {', '.join(dm.synths)} (got {grid.split!r})")
     rows, labels = grid_rows(dm, grid.split, noises, levels, grid.count)
     out = run_dir() / grid.out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +70,7 @@ def render_grid(cfg: DictConfig) -> None:
           f"digits={type(dm.digits).__name__}, seed={cfg.seed})")
 
 
-from captcha_robustness.commands.entry import render as main  # noqa: E402
-
 if __name__ == "__main__":
-    main()
+    from captcha_robustness.commands.entry import render
+
+    render()

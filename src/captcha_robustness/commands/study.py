@@ -154,7 +154,7 @@ def study(cfg: DictConfig) -> None:
     print(f"\nstudy done in {log.attempt['total_seconds'] / 60:.1f} min: {out / 'analysis' / 'report.md'}")
 
 
-from captcha_robustness.commands.entry import study as main  # noqa: E402
-
 if __name__ == "__main__":
-    main()
+    from captcha_robustness.commands.entry import study
+
+    study()

@@ -101,7 +101,7 @@ def _checkpoint(callbacks: dict[str, Any], name: str) -> str | None:
     return getattr(callback, "best_model_path", None) or None
 
 
-from captcha_robustness.commands.entry import train as main  # noqa: E402
-
 if __name__ == "__main__":
-    main()
+    from captcha_robustness.commands.entry import train
+
+    train()
