@@ -22,6 +22,13 @@ def test_render_grid_writes_a_png(tmp_path):
     assert "wrote" in result.stdout
 
 
+def test_render_grid_shows_every_corruption_by_level(tmp_path):
+    result = run(tmp_path, "grid.noises=all", "grid.by=level", "grid.levels=[0.5,1.0]", "hydra.run.dir=out")
+    assert result.returncode == 0, result.stderr
+    assert "(16 rows x 3 columns" in result.stdout  # every noise type; clean, 0.5 and 1.0
+    assert (tmp_path / "out" / "captchas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize(
     "override, field",
     [

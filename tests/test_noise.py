@@ -134,7 +134,7 @@ def test_a_mixture_of_noise_types_gives_each_captcha_one_type():
         ({"name": "gaussian", "level": "high"}, "noise.level"),
         ({"name": "gaussian", "level": []}, "noise.level"),
         ({"name": "gaussian", "level": {"low": 0.5, "high": 0.1}}, "noise.level"),
-        ({"name": "speckle", "level": 0.1}, "noise.name"),
+        ({"name": "sparkle", "level": 0.1}, "noise.name"),
         ({"name": ["gaussian", "none"], "level": 0.1}, "noise.name"),
         ({"name": "gaussian", "level": 0.1, "sigma": [1, 2]}, "noise.sigma"),
         ({"name": "salt_and_pepper", "level": 0.1, "sigma": 1}, "noise.sigma"),

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
-from captcha_robustness.data.settings import Augment, RenderConfig, dataclass_from, parse_level
+from captcha_robustness.config_dir import configured_noise_types
+from captcha_robustness.data.settings import Augment, RenderConfig, dataclass_from, parse_noise
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.validate import FIELDS, check_field, number, one_of
 
@@ -45,9 +46,9 @@ def _select(cfg: DictConfig, field: str) -> Any:
 def check_data(cfg: DictConfig) -> None:
     dataclass_from("data.render", RenderConfig, _select(cfg, "data.render"))
     dataclass_from("data.augment", Augment, _select(cfg, "data.augment"))
-    level = _select(cfg, "noise.level")
-    if level is not _ABSENT:
-        parse_level(level)
+    noise = _select(cfg, "noise")
+    if isinstance(noise, dict):
+        parse_noise(noise, configured_noise_types())
 
 
 def check_accelerator(cfg: DictConfig) -> None:
@@ -96,6 +97,10 @@ def check_predict(cfg: DictConfig) -> None:
 
 def check_render(cfg: DictConfig) -> None:
     one_of("grid.split", cfg.grid.split, ("train", "val", "test"))
+    one_of("grid.by", cfg.grid.by, ("captcha", "level"))
+    noises = _select(cfg, "grid.noises")
+    for name in noises if isinstance(noises, list) else [noises]:
+        one_of("grid.noises", name, [*sorted(set(configured_noise_types()) - {"none"}), "all"])
     levels = _select(cfg, "grid.levels")
     levels = levels if isinstance(levels, list) else [levels]
     if not levels:

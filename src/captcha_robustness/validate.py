@@ -91,6 +91,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "member": dict(low=1, integer=True, nullable=True, note="a network of the checkpoint"),
     "batch_size": dict(low=1, integer=True),
     "grid.count": dict(low=1, high=64, integer=True),
+    "grid.captcha_id": dict(low=0, integer=True),
     "bootstrap": dict(low=0, high=100_000, integer=True),
     "logit.max_degree": dict(low=0, high=10, integer=True),
     "logit.cv_folds": dict(low=0, high=100, integer=True),

@@ -20,15 +20,12 @@ from hydra.core.override_parser.types import OverrideType
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from captcha_robustness.config_dir import CONFIG_DIR
 from captcha_robustness.errors import ConfigError, exit_on_config_error, find_config_error
 from captcha_robustness.memory import reuse_freed_memory
 from captcha_robustness.preflight import check_config
 from captcha_robustness.sweeps.jobs import planned_jobs, run_sweep_job
 
-# The checkout's conf/ (editable installs, the usual case); a wheel carries a copy inside the package.
-_PACKAGE = Path(__file__).resolve().parents[1]
-_CHECKOUT_CONF = _PACKAGE.parents[1] / "conf"
-CONFIG_DIR = str(_CHECKOUT_CONF if _CHECKOUT_CONF.is_dir() else _PACKAGE / "conf")
 
 
 def _fast_precision() -> str:

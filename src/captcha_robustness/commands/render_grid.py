@@ -1,4 +1,5 @@
-"""captcha-render: a PNG grid of the same test CAPTCHAs, clean and under each noise and level."""
+"""captcha-render: a PNG grid of the same test CAPTCHAs, clean and under each noise and level
+(`grid.by=captcha`: a row per noise and level; `grid.by=level`: a row per noise, a column per level)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from captcha_robustness.commands.cli import run_dir
 from captcha_robustness.data.datamodule import CaptchaDataModule
 from captcha_robustness.data.noise import NOISES, NoiseConfig
 from captcha_robustness.files import atomic_path
-from captcha_robustness.validate import one_of
 
 
 def grid_rows(dm: CaptchaDataModule, split: str, noises: list[str], levels: list[float],
@@ -28,6 +28,17 @@ def grid_rows(dm: CaptchaDataModule, split: str, noises: list[str], levels: list
             noisy = synth.with_noise(NoiseConfig.from_dict({"name": name, "level": level}))(ids)
             rows.append((f"{name} {level:g}", noisy["image"]))
     return rows, ["".join(map(str, label.tolist())) for label in clean["label"]]
+
+
+def level_rows(dm: CaptchaDataModule, split: str, noises: list[str], levels: list[float],
+               captcha_id: int) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+    """One row per noise type, one column per level (0: clean first), of one CAPTCHA."""
+    synth = dm.synths[split]
+    ids = torch.tensor([captcha_id])
+    columns = [0.0, *levels]
+    rows = [(name, torch.cat([synth.with_noise(NoiseConfig.from_dict({"name": name, "level": level}))(ids)["image"]
+                              for level in columns])) for name in noises]
+    return rows, ["clean" if level == 0 else f"level {level:g}" for level in columns]
 
 
 def save_grid(rows: list[tuple[str, torch.Tensor]], labels: list[str], path: Path) -> None:
@@ -54,19 +65,21 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], labels: list[str], path: Pat
 
 
 def render_grid(cfg: DictConfig) -> None:
-    grid = cfg.grid  # count, split and levels are checked before any work (preflight.check_render)
+    grid = cfg.grid  # checked before any work (preflight.check_render)
     levels = OmegaConf.to_container(grid.levels) if OmegaConf.is_list(grid.levels) else [grid.levels]
     noises = OmegaConf.to_container(grid.noises) if OmegaConf.is_list(grid.noises) else [grid.noises]
-    allowed = sorted(set(NOISES) - {"none"})
-    for name in noises:
-        one_of("grid.noises", name, allowed)
+    if noises == ["all"]:
+        noises = sorted(set(NOISES) - {"none"})
     dm: CaptchaDataModule = hydra.utils.instantiate(cfg.data)
     dm.setup()
-    rows, labels = grid_rows(dm, grid.split, noises, levels, grid.count)
+    if grid.by == "level":
+        rows, labels = level_rows(dm, grid.split, noises, levels, grid.captcha_id)
+    else:
+        rows, labels = grid_rows(dm, grid.split, noises, levels, grid.count)
     out = run_dir() / grid.out
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(rows, labels, out)
-    print(f"wrote {out} ({len(rows)} rows x {grid.count} CAPTCHAs, split={grid.split}, "
+    print(f"wrote {out} ({len(rows)} rows x {len(labels)} columns, split={grid.split}, "
           f"digits={type(dm.digits).__name__}, seed={cfg.seed})")
 
 

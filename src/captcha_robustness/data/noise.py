@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
 
 from captcha_robustness.data import rng
-from captcha_robustness.data.settings import Level, LevelRange, parse_level  # noqa: F401 - re-exported
+from captcha_robustness.data.settings import Level, LevelRange, parse_level, parse_noise  # noqa: F401 - re-exported
 from captcha_robustness.errors import ConfigError
 
 _U16_OFFSET = 32768  # 16-bit lanes are int16 in [-32768, 32767]
@@ -69,6 +69,11 @@ class NoiseDraw:
         """Stream 0: pixel p is hit at `level` when its lane u_p < level (as a 16-bit fraction)."""
         return self.uniform16(0)
 
+    def unit(self, stream: int, count: int) -> torch.Tensor:
+        """(B, count) float32 uniforms in [0, 1): a CAPTCHA's own numbers (an angle, positions)."""
+        keys = rng.mix64_(self.keys ^ rng.derive_key("scalars", stream))
+        return rng.words_to_unit(rng.random_words(keys, count)).float()
+
     def hit(self, level: torch.Tensor) -> torch.Tensor:
         """(B, num_pixels) float 0/1: pixel hit, P = level (quantised to 1/65536)."""
         threshold = (level.reshape(-1, 1) * 65536).round() - _U16_OFFSET
@@ -104,14 +109,17 @@ def _random_tables(kind: str, size: int, device: torch.device) -> torch.Tensor:
 
 NoiseFn = Callable[..., torch.Tensor]
 NOISES: dict[str, NoiseFn] = {}
+SPATIAL: set[str] = set()  # types that get (B, C, H, W) images, not (B, pixels) rows
 
 
-def register_noise(name: str) -> Callable[[NoiseFn], NoiseFn]:
-    """Register `fn(images, level, draw, **params) -> images`: noise `images` (flattened to
-    (B, pixels)) in place and return them."""
+def register_noise(name: str, spatial: bool = False) -> Callable[[NoiseFn], NoiseFn]:
+    """Register `fn(images, level, draw, **params) -> images`: noise `images`, flattened to
+    (B, pixels), or (B, C, H, W) when `spatial`, and return them (in place, or a new tensor)."""
 
     def wrap(fn: NoiseFn) -> NoiseFn:
         NOISES[name] = fn
+        if spatial:
+            SPATIAL.add(name)
         return fn
 
     return wrap
@@ -135,8 +143,6 @@ def gaussian(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw, sigma: 
     return images.addcmul_(draw.hit(level), draw.normal(1), value=sigma).clamp_(0, 1)
 
 
-
-
 @dataclass(frozen=True)
 class NoiseConfig:
     """A validated noise setting: `level` is a number, a list (one drawn per CAPTCHA) or a range;
@@ -148,23 +154,7 @@ class NoiseConfig:
 
     @staticmethod
     def from_dict(cfg: Mapping) -> NoiseConfig:
-        cfg = dict(cfg)
-        name = _parse_name(cfg.pop("name", "none"))
-        level = parse_level(cfg.pop("level", 0.0))
-        if name == "none" and level != 0.0:
-            raise ConfigError(f"noise.level: must be 0 for noise=none (got {level}); pick a noise type")
-        names = name if isinstance(name, tuple) else (name,)
-        allowed = [p for n in names for p in inspect.signature(NOISES[n]).parameters
-                   if p not in ("images", "level", "draw")]
-        for key, value in cfg.items():
-            if key not in allowed:
-                raise ConfigError(f"noise.{key}: not a parameter of noise {name}; allowed: "
-                                 f"{', '.join(['name', 'level', *allowed])}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"noise.{key}: must be a number (got {value!r})")
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(f"noise.{key}: must be a finite number >= 0 (got {value!r})")
-        return NoiseConfig(name, level, {k: float(v) for k, v in cfg.items()})
+        return NoiseConfig(*parse_noise(cfg, noise_parameters()))
 
     @property
     def label(self) -> str:
@@ -179,13 +169,10 @@ class NoiseConfig:
         return self.level
 
 
-def _parse_name(value) -> str | tuple[str, ...]:
-    names = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else [value]
-    for name in names:
-        if name not in NOISES or (name == "none" and len(names) > 1):
-            raise ConfigError(f"noise.name: unknown noise type {name!r}; allowed: {', '.join(sorted(NOISES))}, "
-                              f"or a list of types other than none")
-    return names[0] if len(names) == 1 else tuple(names)
+def noise_parameters() -> dict[str, list[str]]:
+    """Every registered noise type with its parameters (its function's keyword arguments)."""
+    return {name: [p for p in inspect.signature(fn).parameters if p not in ("images", "level", "draw")]
+            for name, fn in NOISES.items()}
 
 
 def sample_levels(cfg: NoiseConfig, keys: torch.Tensor) -> torch.Tensor:
@@ -219,7 +206,7 @@ def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, leve
         levels = sample_levels(cfg, level_keys(keys))
     flat = out.view(out.shape[0], math.prod(out.shape[1:]))
     if isinstance(cfg.name, str):
-        _noise_chunks(flat, cfg.name, cfg.params, keys, levels, chunk)
+        _noise_chunks(flat, cfg.name, cfg.params, keys, levels, chunk, out.shape[1:])
         return out
     choice = rng.words_to_unit(rng.random_words(rng.mix64_(keys ^ rng.derive_key("type")), 1)[:, 0])
     choice = (choice * len(cfg.name)).long().clamp_(max=len(cfg.name) - 1)
@@ -227,13 +214,20 @@ def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, leve
         rows = (choice == k).nonzero().view(-1)
         params = {p: v for p, v in cfg.params.items() if p in inspect.signature(NOISES[name]).parameters}
         part = flat.index_select(0, rows)
-        _noise_chunks(part, name, params, keys[rows], levels[rows], chunk)
+        _noise_chunks(part, name, params, keys[rows], levels[rows], chunk, out.shape[1:])
         flat.index_copy_(0, rows, part)
     return out
 
 
 def _noise_chunks(flat: torch.Tensor, name: str, params: Mapping[str, float], keys: torch.Tensor,
-                  levels: torch.Tensor, chunk: int) -> None:
-    fn = NOISES[name]
+                  levels: torch.Tensor, chunk: int, shape: torch.Size) -> None:
+    fn, spatial = NOISES[name], name in SPATIAL
     for s in range(0, flat.shape[0], chunk):
-        fn(flat[s:s + chunk], levels[s:s + chunk], NoiseDraw(keys[s:s + chunk], flat.shape[1]), **params)
+        rows = flat[s:s + chunk]
+        draw = NoiseDraw(keys[s:s + chunk], flat.shape[1])
+        noised = fn(rows.view(-1, *shape) if spatial else rows, levels[s:s + chunk], draw, **params)
+        if noised.data_ptr() != rows.data_ptr():
+            rows.copy_(noised.reshape(rows.shape))
+
+
+from captcha_robustness.data import corruptions  # noqa: E402, F401 - registers the corruption types

@@ -4,6 +4,7 @@ it imports what only the work needs."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -139,6 +140,32 @@ def parse_level(value) -> Level:
         levels = tuple(number(x) for x in value)
         return levels[0] if len(levels) == 1 else levels
     return number(value)
+
+
+def parse_noise(cfg: Mapping, types: Mapping[str, Sequence[str]]) -> tuple[str | tuple[str, ...], Level, dict]:
+    """`noise.*` checked against `types` (each noise type's parameters): the name (one type, or
+    a tuple drawn from per CAPTCHA), the level, and the parameters as floats."""
+    cfg = dict(cfg)
+    raw = cfg.pop("name", "none")
+    names = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, Sequence) else [raw]
+    for name in names:
+        if name not in types or (name == "none" and len(names) > 1):
+            raise ConfigError(f"noise.name: unknown noise type {name!r}; allowed: {', '.join(sorted(types))}, "
+                              f"or a list of types other than none")
+    name = names[0] if len(names) == 1 else tuple(names)
+    level = parse_level(cfg.pop("level", 0.0))
+    if name == "none" and level != 0.0:
+        raise ConfigError(f"noise.level: must be 0 for noise=none (got {level}); pick a noise type")
+    allowed = [p for n in names for p in types[n]]
+    for key, value in cfg.items():
+        if key not in allowed:
+            raise ConfigError(f"noise.{key}: not a parameter of noise {name}; allowed: "
+                              f"{', '.join(['name', 'level', *allowed])}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"noise.{key}: must be a number (got {value!r})")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"noise.{key}: must be a finite number >= 0 (got {value!r})")
+    return name, level, {k: float(v) for k, v in cfg.items()}
 
 
 def dataclass_from(field: str, cls: type, values: Mapping | None) -> Any:
