@@ -81,3 +81,21 @@ def test_the_recorded_commit_ignores_the_study_s_own_committed_outputs(tmp_path,
     assert _commit(tmp_path / "out")["uncommitted_changes"] is True
     outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
     assert _commit(outside)["uncommitted_changes"] is True  # a study folder outside the repository
+
+
+@pytest.mark.slow
+def test_the_corruption_study_smoke_scores_every_model_against_the_baseline(tmp_path):
+    no_ocr = [] if shutil.which("tesseract") or os.environ.get("REQUIRE_TESSERACT") else ["study.tesseract=null"]
+    result = run(tmp_path, "study", "study=corruptions_smoke", "out=corr", *no_ocr)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    analysis = tmp_path / "corr" / "analysis"
+    mce = pd.read_csv(analysis / "mce.csv").set_index("model")
+    cnn = mce.loc[mce.index.str.startswith("MultiHeadCNN")]
+    assert len(cnn) == 2 and cnn["noise_types"].eq(2).all()  # the clean and the blur-trained model
+    assert mce.loc[mce.index.str.startswith("SeedCNN"), "mce"].iloc[0] == pytest.approx(1.0)  # the baseline
+    assert cnn["mce"].notna().all() and cnn["mean_acc"].between(0, 1).all()
+    ranking = pd.read_csv(analysis / "defence_ranking.csv")
+    assert set(ranking["noise_type"]) == {"gaussian_blur", "lines"}
+    assert (ranking["ci_low"] <= ranking["slope"]).all() and (ranking["slope"] <= ranking["ci_high"]).all()
+    report = (analysis / "report.md").read_text()
+    assert "## Defence ranking" in report and "## Corruption accuracy and error" in report

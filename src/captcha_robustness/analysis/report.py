@@ -13,7 +13,7 @@ from captcha_robustness.files import write_text
 
 TABLES = ("summary", "thresholds", "logit_quality", "logit_lr_tests", "marginal_effects", "comparisons",
           "degradation", "digit_errors", "position_errors", "pair_errors", "confusions", "hardest",
-          "source_digits", "damage", "security", "security_thresholds")
+          "source_digits", "damage", "security", "security_thresholds", "mce", "defence_ranking")
 FIGURES = ("accuracy_vs_level.png", "accuracy_vs_damage.png", "gallery.png", "source_digits.png")
 
 
@@ -278,6 +278,20 @@ def write_report(folder: Path, figures: list[str] | None = None, *, sources: lis
                   "\n".join(security_readings(t["security_thresholds"])), markdown(t["security_thresholds"]),
                   "Image damage by level (SSIM, PSNR in dB):", markdown(damage_by_level(t["damage"])),
                   *figure("accuracy_vs_damage.png")]
+    if not t.get("mce", pd.DataFrame()).empty:
+        parts += ["## Corruption accuracy and error (mce.csv, corruption_scores.csv)",
+                  "Per model: the accuracy averaged over every noise type and level above 0 (RobustBench's corruption "
+                  "accuracy) and, with `mce_baseline=MODEL`, the corruption error mCE and relative mCE: each noise "
+                  "type's errors (or errors added to the clean error) summed over levels, over the baseline's, "
+                  "averaged over noise types (Hendrycks and Dietterich, 2019).",
+                  markdown(t["mce"].dropna(axis=1, how="all"))]
+    if not t.get("defence_ranking", pd.DataFrame()).empty:
+        parts += ["## Defence ranking (defence_ranking.csv)",
+                  "Per model and noise type: whole-CAPTCHA accuracy removed per unit of image similarity removed "
+                  "(the slope of clean accuracy minus accuracy against 1 - SSIM over the levels, through the origin), "
+                  "with a 95% bootstrap interval over CAPTCHAs. Rank 1 removes the most accuracy for the least harm "
+                  "to a person's view of the CAPTCHA.",
+                  markdown(t["defence_ranking"])]
     path = folder / "report.md"
     write_text(path, "\n\n".join(parts) + "\n")
     return path

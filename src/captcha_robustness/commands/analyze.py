@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from captcha_robustness.analysis.corruption_scores import corruption_scores, defence_ranking
 from captcha_robustness.analysis.hardest import (
     digit_and_position_errors,
     digit_readings,
@@ -88,7 +89,7 @@ def _count(cfg: DictConfig, field: str) -> int:
 
 
 def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], renderer: Renderer, gallery: int,
-                  captchas: int, out: Path) -> list[str]:
+                  captchas: int, out: Path, bootstrap: int = 200) -> list[str]:
     """gallery.png, and damage.csv, security.csv, security_thresholds.csv and
     accuracy_vs_damage.png (added to `tables`; only with noisy conditions, whose
     thresholds.csv they need), which re-render CAPTCHAs from the jobs' configs."""
@@ -104,6 +105,7 @@ def image_outputs(table: pd.DataFrame, tables: dict[str, pd.DataFrame], renderer
         tables["damage.csv"] = damage
         tables["security.csv"] = security_table(tables["summary.csv"], damage)
         tables["security_thresholds.csv"] = damage_at_thresholds(tables["thresholds.csv"], damage)
+        tables["defence_ranking.csv"] = defence_ranking(table, damage, n_boot=bootstrap)
         figures += [p.name for p in plots.accuracy_vs_damage(tables["security.csv"], out)]
     return figures
 
@@ -130,9 +132,10 @@ def noise_statistics(table: pd.DataFrame, cfg: DictConfig) -> tuple[dict[str, pd
     limits.insert(2, "model", limits["model_id"].map(table.groupby("model_id")["model"].first()))
     logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds,
                     digit_terms=bool(cfg.logit.digit_terms))
+    per_noise, per_model = corruption_scores(table, baseline=cfg.mce_baseline)
     return {"thresholds.csv": limits, "logit.csv": logit["coefficients"], "logit_quality.csv": logit["quality"],
             "logit_lr_tests.csv": logit["lr_tests"], "marginal_effects.csv": logit["marginal_effects"],
-            "degradation.csv": degradation(table)}, logit
+            "degradation.csv": degradation(table), "corruption_scores.csv": per_noise, "mce.csv": per_model}, logit
 
 
 def analyze(cfg: DictConfig) -> None:
@@ -167,7 +170,7 @@ def analyze(cfg: DictConfig) -> None:
             if source_count and not sources.empty:
                 save_source_digits(sources, renderer.test_pool_images(), out / "source_digits.png", count=source_count)
                 figures.append("source_digits.png")
-        figures += image_outputs(table, tables, renderer, gallery, captchas, out)
+        figures += image_outputs(table, tables, renderer, gallery, captchas, out, bootstrap=cfg.bootstrap)
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
