@@ -134,7 +134,7 @@ def findings(t: dict[str, pd.DataFrame], figures: list[str]) -> list[str]:
                          "interval): " + "; ".join(
                              f"{r.model}, {r.noise_type} {r.level_50:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f})"
                              for r in crossed.itertuples()) + ".")
-    comparisons = t["comparisons"]
+    comparisons = t.get("comparisons", pd.DataFrame())
     if not comparisons.empty and "compared" in comparisons:
         for kind, rows in comparisons.groupby("compared", sort=False):
             significant = rows[rows["p_holm"] < 0.05]
@@ -245,14 +245,16 @@ def write_report(folder: Path, figures: list[str] | None = None, *, sources: lis
              markdown(accuracy_at_levels(summary))]
     if "thresholds" in t and "logit_quality" in t:
         parts += noise_sections(t)
-    comparisons = t["comparisons"]
+    comparisons = t.get("comparisons", pd.DataFrame(columns=["diff"]))
     comparisons = comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index)
+    readings = comparison_readings(comparisons) if "comparisons" in t else [
+        "- comparisons.csv is not in this folder (a committed study may leave the large table out)."]
     parts += ["## Paired comparisons (comparisons.csv)",
               "Two solvers/models in the same condition, or two noise types at the same level for one model, on the "
               "CAPTCHAs both sides read: `diff` = acc_a - acc_b with a 95% interval for paired proportions; "
               "`a_only` / `b_only`: CAPTCHAs only one side solved; p-values by McNemar's exact test, Holm-adjusted "
               "over the whole table (`p_holm`). The largest differences:",
-              "\n".join(comparison_readings(comparisons))]
+              "\n".join(readings)]
     if "degradation" in t:
         parts += ["## Degradation from each CAPTCHA's clean reading (degradation.csv)",
                   "Each noisy reading against the same model's reading of the same CAPTCHA without noise: `broken` "
