@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import warnings
 
 import numpy as np
@@ -24,6 +23,7 @@ from captcha_robustness.data.digits import Mnist5kDigits
 from captcha_robustness.data.noise import NoiseConfig, apply_noise
 from captcha_robustness.data.render import RenderConfig, patch_size
 from captcha_robustness.data.synth import CaptchaSynth
+from bench_synthesis import rate
 from machine import describe
 
 warnings.filterwarnings("ignore", category=UserWarning)  # pkg_resources, inside imagecorruptions
@@ -35,12 +35,6 @@ PAIRS = {
     "speckle": "speckle_noise", "defocus": "defocus_blur", "motion_blur": "motion_blur",
     "contrast": "contrast", "elastic": "elastic_transform", "pixelate": "pixelate", "jpeg": "jpeg_compression",
 }
-
-
-def per_second(fn, count: int) -> float:
-    start = time.perf_counter()
-    fn()
-    return count / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -63,8 +57,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, theirs in PAIRS.items():
             noise = NoiseConfig.from_dict({"name": name, "level": 0.5})
-            results[name]["ours"].append(per_second(lambda: apply_noise(images, noise, keys), args.captchas))
-            results[name]["theirs"].append(per_second(
+            results[name]["ours"].append(rate(lambda: apply_noise(images, noise, keys), args.captchas))
+            results[name]["theirs"].append(rate(
                 lambda: [corrupt(img, corruption_name=theirs, severity=3) for img in uint8], args.baseline))
     print(f"\nCAPTCHAs/s, medians of {args.rounds} rounds (ours: {args.captchas} per round, batched; "
           f"imagecorruptions: {args.baseline}, one at a time)")
