@@ -102,7 +102,7 @@ CASES = [
     ("analyze", "predictions=missing", "predictions: no such file or folder: missing"),
     ("analyze", "predictions={x}/empty.parquet", "predictions: {x}/empty.parquet: no rows to analyse"),
     ("analyze", "predictions={x}/empty.parquet bootstrap=-1", "bootstrap: must be an integer in [0, 100000]"),
-    ("study", "study=foo", "study=foo: unknown; allowed: full, matrix, smoke"),
+    ("study", "study=foo", "study=foo: unknown; allowed: corruptions, corruptions_smoke, full, matrix"),
     ("commands.recipe", "recipe.threads=-1", "recipe.threads: must be an integer >= 0"),
     ("commands.collect", "missing", "sweeps: missing is not a sweep folder"),
     ("commands.report", "missing", "folder: missing holds no summary.csv"),

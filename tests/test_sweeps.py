@@ -118,14 +118,17 @@ def test_a_killed_sweep_reports_its_missing_jobs_and_resumes(trained):
 @pytest.mark.slow
 def test_a_failed_job_is_reported_and_the_sweep_exits_nonzero(sweep):
     cwd, ckpt, _, _ = sweep
-    # Values are checked for every job before the first starts; this one fails only when built.
-    result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt}", "noise=gaussian,none", "noise.level=0.1",
+    # Values are checked for every job before the first starts; a file that only claims to be a
+    # checkpoint is found out when job 1 loads it.
+    broken = cwd / "broken.ckpt"
+    broken.write_text("not a checkpoint")
+    result = run(cwd, "evaluate", "-m", f"ckpt_path={ckpt},{broken}", "noise=gaussian", "noise.level=0.1",
                  "data.test_size=20", "trainer.enable_progress_bar=false", "hydra.sweep.dir=failing")
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr[-3000:]
     assert "1 job(s) of the sweep" in result.stderr
     summary = pd.read_csv(cwd / "failing" / "summary.csv")
     assert summary["status"].tolist() == ["done", "failed"]
-    assert summary["error"].iloc[1].startswith("error: noise.level: must be 0 for noise=none")
+    assert summary["error"].iloc[1].startswith(f"error: ckpt_path: {broken} is not a checkpoint written by")
 
 
 @pytest.mark.slow
