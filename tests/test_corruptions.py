@@ -104,3 +104,29 @@ def test_occluders_and_fog_only_add_light(synth, name):
 def test_more_strokes_at_higher_levels_keep_the_earlier_ones(synth):
     some, more = noisy(synth, "lines", 0.34), noisy(synth, "lines", 0.67)  # 2 strokes, then 4
     assert (more >= some - 1e-6).all()
+
+
+def _exact_strokes_ink(points, height, width, half_width):
+    """The oracle: every pixel's distance to the nearest point of every segment."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")
+    pixels = torch.stack([xs, ys], -1).view(1, 1, 1, -1, 2)
+    start, end = points[:, :, :-1, None, :], points[:, :, 1:, None, :]
+    direction = end - start
+    t = ((pixels - start) * direction).sum(-1) / (direction * direction).sum(-1).clamp(min=1e-6)
+    distance = (pixels - (start + t.clamp(0, 1)[..., None] * direction)).norm(dim=-1).amin(2)
+    return (half_width + 0.5 - distance).clamp(0, 1).view(*points.shape[:2], height, width)
+
+
+@pytest.mark.parametrize("corners,teeth", [(9, 0.0), (13, 0.15)])
+def test_strokes_are_drawn_as_the_exact_distance_to_the_polyline_would_draw_them(corners, teeth):
+    from captcha_robustness.data.corruptions import _strokes_ink
+
+    gen = torch.Generator().manual_seed(0)
+    first, last = torch.rand(4, 3, 1, generator=gen) * 22, 88 + torch.rand(4, 3, 1, generator=gen) * 21
+    xs = first + (last - first) * torch.linspace(0, 1, corners)  # evenly spaced, as lines and zigzags are
+    zig = torch.where(torch.arange(corners) % 2 == 0, -1.0, 1.0) * teeth * 100
+    ys = 20 + torch.rand(4, 3, 1, generator=gen) * 60 + torch.linspace(0, 1, corners) * 10 + zig
+    points = torch.stack([xs, ys], -1)
+    fast, exact = _strokes_ink(points, 100, 110, 1.0), _exact_strokes_ink(points, 100, 110, 1.0)
+    assert torch.allclose(fast, exact, atol=1e-4)

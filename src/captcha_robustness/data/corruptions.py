@@ -201,18 +201,30 @@ def fog(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torch.Ten
 
 # --- occlusion and clutter: what CAPTCHA generators draw over the digits ------------------
 
-def _segments_ink(points: torch.Tensor, height: int, width: int, half_width: float) -> torch.Tensor:
-    """(B, 1, H, W) ink of the polylines `points` (B, L, N, 2) in pixels (x, y), lines of
-    `half_width` pixels with an anti-aliased edge: (B, L, H, W) before the max over lines."""
-    ys, xs = torch.meshgrid(torch.arange(height, device=points.device, dtype=torch.float32),
-                            torch.arange(width, device=points.device, dtype=torch.float32), indexing="ij")
-    pixels = torch.stack([xs, ys], -1).view(1, 1, 1, -1, 2)  # (1, 1, 1, P, 2)
-    start, end = points[:, :, :-1, None, :], points[:, :, 1:, None, :]  # (B, L, N-1, 1, 2)
-    direction = end - start
-    t = ((pixels - start) * direction).sum(-1) / (direction * direction).sum(-1).clamp(min=1e-6)
-    nearest = start + t.clamp(0, 1)[..., None] * direction
-    distance = (pixels - nearest).norm(dim=-1).amin(2)  # (B, L, P)
-    return (half_width + 0.5 - distance).clamp(0, 1).view(points.shape[0], points.shape[1], height, width)
+def _strokes_ink(points: torch.Tensor, height: int, width: int, half_width: float) -> torch.Tensor:
+    """(B, L, H, W) ink of the polylines `points` (B, L, N, 2) in pixels (x, y), whose x rises
+    along each line: strokes of `half_width` pixels with an anti-aliased edge.
+
+    A pixel's distance to a polyline is its distance to the nearest segment; measuring it
+    against the segment spanning the pixel's column and that segment's two neighbours only
+    (exact while segments span over 3 columns, as here) is far cheaper than against all."""
+    xs = points[..., 0].contiguous()
+    columns = torch.arange(width, device=points.device, dtype=torch.float32)
+    rows = torch.arange(height, device=points.device, dtype=torch.float32).view(-1, 1)
+    spanning = torch.searchsorted(xs, columns.expand(*xs.shape[:2], width).contiguous(), right=True) - 1
+    nearest = None
+    for step in (-1, 0, 1):
+        segment = (spanning + step).clamp_(0, xs.shape[-1] - 2)
+        start = points.gather(2, segment.unsqueeze(-1).expand(-1, -1, -1, 2))  # (B, L, W, 2)
+        direction = points.gather(2, (segment + 1).unsqueeze(-1).expand(-1, -1, -1, 2)) - start
+        (x0, y0), (dx, dy) = start.unbind(-1), direction.unbind(-1)
+        across = (columns - x0).unsqueeze(-2)  # (B, L, 1, W)
+        down = rows - y0.unsqueeze(-2)  # (B, L, H, W)
+        length2 = (dx * dx + dy * dy).clamp(min=1e-6).unsqueeze(-2)
+        t = (across * dx.unsqueeze(-2) + down * dy.unsqueeze(-2)).div_(length2).clamp_(0, 1)
+        squared = (across - t * dx.unsqueeze(-2)).square_().add_((down - t * dy.unsqueeze(-2)).square_())
+        nearest = squared if nearest is None else torch.minimum(nearest, squared)
+    return nearest.sqrt_().neg_().add_(half_width + 0.5).clamp_(0, 1)
 
 
 def _draw_strokes(images: torch.Tensor, level: torch.Tensor, points: torch.Tensor, half_width: float) -> torch.Tensor:
@@ -221,10 +233,9 @@ def _draw_strokes(images: torch.Tensor, level: torch.Tensor, points: torch.Tenso
     height, width = images.shape[-2:]
     strokes = points.shape[1]
     strength = (level.view(-1, 1) * strokes - torch.arange(strokes, device=images.device)).clamp(0, 1)
-    ink = torch.zeros_like(images)
-    for k in range(strokes):  # one stroke at a time keeps the (B, P) distances small
-        stroke = _segments_ink(points[:, k:k + 1], height, width, half_width)
-        ink = torch.maximum(ink, stroke * strength[:, k].view(-1, 1, 1, 1))
+    drawn = max(1, math.ceil(float(level.max()) * strokes))  # strokes past it have no strength in this batch
+    ink = _strokes_ink(points[:, :drawn], height, width, half_width)
+    ink = ink.mul_(strength[:, :drawn, None, None]).amax(1, keepdim=True)
     return _clean_at_zero(images, torch.maximum(images, ink), level)
 
 
