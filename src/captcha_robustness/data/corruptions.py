@@ -213,7 +213,7 @@ def _strokes_ink(points: torch.Tensor, height: int, width: int, half_width: floa
     rows = torch.arange(height, device=points.device, dtype=torch.float32).view(-1, 1)
     spanning = torch.searchsorted(xs, columns.expand(*xs.shape[:2], width).contiguous(), right=True) - 1
     nearest = None
-    for step in (-1, 0, 1):
+    for step in (-1, 0, 1) if xs.shape[-1] > 2 else (0,):
         segment = (spanning + step).clamp_(0, xs.shape[-1] - 2)
         start = points.gather(2, segment.unsqueeze(-1).expand(-1, -1, -1, 2))  # (B, L, W, 2)
         direction = points.gather(2, (segment + 1).unsqueeze(-1).expand(-1, -1, -1, 2)) - start
@@ -287,3 +287,41 @@ def dots(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torch.Te
     canvas.scatter_reduce_(1, index, strength, reduce="amax")
     ink = F.max_pool2d(canvas.view(batch, 1, height, width), 3, stride=1, padding=1)
     return _clean_at_zero(images, torch.maximum(images, ink), level)
+
+
+DOTTED_LINES = 4
+DASH = 3  # pixels on, then off
+
+
+@register_noise("dotted_line", spatial=True)
+def dotted_line(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torch.Tensor:
+    """MNIST-C's dotted line: up to 4 straight dashed lines (level * 4 of them) from the left
+    edge to the right one at heights drawn per line, 2 pixels wide, dashes of 3 pixels on and
+    3 off."""
+    batch, _, height, width = images.shape
+    u = draw.unit(60, DOTTED_LINES * 3).view(batch, DOTTED_LINES, 3)
+    ys = (0.1 + 0.8 * u[..., :2]) * height
+    xs = torch.tensor([0.0, width - 1.0], device=images.device).expand(batch, DOTTED_LINES, 2)
+    points = torch.stack([xs, ys], -1)
+    phase = (u[..., 2] * 2 * DASH).long()  # where each line's dashes start
+    columns = torch.arange(width, device=images.device)
+    dashes = ((columns + phase.unsqueeze(-1)) // DASH % 2 == 0).float().unsqueeze(-2)  # (B, L, 1, W)
+    strength = (level.view(-1, 1) * DOTTED_LINES - torch.arange(DOTTED_LINES, device=images.device)).clamp(0, 1)
+    ink = (_strokes_ink(points, height, width, 1.0) * dashes).mul_(strength[..., None, None]).amax(1, keepdim=True)
+    return _clean_at_zero(images, torch.maximum(images, ink), level)
+
+
+STRIPES = 10
+
+
+@register_noise("stripe", spatial=True)
+def stripe(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torch.Tensor:
+    """MNIST-C's stripe, in steps: the width cut into 10 vertical stripes, of which level * 10,
+    taken in an order drawn per CAPTCHA, are inverted (x becomes 1 - x; the next one fades in).
+    Level 0.5 inverts half the image, as MNIST-C's stripe does."""
+    batch, _, height, width = images.shape
+    rank = draw.unit(61, STRIPES).argsort(1).argsort(1)  # each stripe's place in the order
+    strength = (level.view(-1, 1) * STRIPES - rank).clamp(0, 1)  # (B, stripes)
+    stripe_of_column = torch.arange(width, device=images.device) * STRIPES // width
+    weight = strength[:, stripe_of_column].view(batch, 1, 1, width)
+    return _clean_at_zero(images, images + weight * (1 - 2 * images), level)

@@ -191,6 +191,15 @@ def level_keys(noise_keys: torch.Tensor) -> torch.Tensor:
     return rng.mix64_(noise_keys ^ rng.derive_key("level"))
 
 
+def type_choice(cfg: NoiseConfig, keys: torch.Tensor) -> torch.Tensor:
+    """(B,) int64: which of the mixture's types (an index into `cfg.name`) each CAPTCHA gets; all
+    0 for a single type."""
+    if isinstance(cfg.name, str):
+        return torch.zeros_like(keys)
+    choice = rng.words_to_unit(rng.random_words(rng.mix64_(keys ^ rng.derive_key("type")), 1)[:, 0])
+    return (choice * len(cfg.name)).long().clamp_(max=len(cfg.name) - 1)
+
+
 def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, levels: torch.Tensor | None = None,
                 chunk: int = 64, inplace: bool = False) -> torch.Tensor:
     """Noise a (B, C, H, W) batch; `keys` (B,) fixes each CAPTCHA's draw, `levels` (B,) its
@@ -208,8 +217,7 @@ def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, leve
     if isinstance(cfg.name, str):
         _noise_chunks(flat, cfg.name, cfg.params, keys, levels, chunk, out.shape[1:])
         return out
-    choice = rng.words_to_unit(rng.random_words(rng.mix64_(keys ^ rng.derive_key("type")), 1)[:, 0])
-    choice = (choice * len(cfg.name)).long().clamp_(max=len(cfg.name) - 1)
+    choice = type_choice(cfg, keys)
     for k, name in enumerate(cfg.name):
         rows = (choice == k).nonzero().view(-1)
         params = {p: v for p, v in cfg.params.items() if p in inspect.signature(NOISES[name]).parameters}
@@ -230,4 +238,4 @@ def _noise_chunks(flat: torch.Tensor, name: str, params: Mapping[str, float], ke
             rows.copy_(noised.reshape(rows.shape))
 
 
-from captcha_robustness.data import corruptions  # noqa: E402, F401 - registers the corruption types
+from captcha_robustness.data import corruptions, layout  # noqa: E402, F401 - register the corruption types

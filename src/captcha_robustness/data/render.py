@@ -125,7 +125,9 @@ class CaptchaParams:
     crop's padding per side, int64 (B, 4) as left, right, top, bottom, or None (the config's
     padding on every side), each digit's restyling (B, num_digits, 2) as (shear, width
     factor), or None, and each digit's erased square, int64 (B, num_digits, 4) as its first
-    and one-past-last column, then row, in the 28 x 28 source, or None."""
+    and one-past-last column, then row, in the 28 x 28 source, or None; `baseline`, int64
+    (B, num_digits) or None, moves each digit down (or up, when negative) by that many pixels
+    of the working canvas (a layout corruption; the recipe centres every digit)."""
 
     digit_index: torch.Tensor
     scale: torch.Tensor
@@ -136,6 +138,7 @@ class CaptchaParams:
     padding: torch.Tensor | None = None
     style: torch.Tensor | None = None
     erase: torch.Tensor | None = None
+    baseline: torch.Tensor | None = None
 
     def __getitem__(self, rows: slice) -> CaptchaParams:
         def part(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -143,11 +146,20 @@ class CaptchaParams:
 
         return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
                              part(self.displacement), part(self.stroke), part(self.padding), part(self.style),
-                             part(self.erase))
+                             part(self.erase), part(self.baseline))
 
     def max_padding(self, cfg: RenderConfig) -> int:
         """The largest padding of any side of any CAPTCHA here, which sizes the canvas."""
         return cfg.padding if self.padding is None or not len(self.padding) else int(self.padding.max())
+
+    def max_shift(self) -> int:
+        """The largest vertical move of any digit here (`baseline`), which also sizes the canvas."""
+        return 0 if self.baseline is None or not self.baseline.numel() else int(self.baseline.abs().max())
+
+    def widest_gap(self, cfg: RenderConfig) -> int:
+        """The largest |overlap| here or in the recipe: the canvas is wide enough for it."""
+        drawn = int(self.overlap.abs().max()) if self.overlap.numel() else 0
+        return max(cfg.overlap_max, drawn)
 
 
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
@@ -274,10 +286,11 @@ def _output_centres(size: int, device: torch.device) -> torch.Tensor:
     return torch.arange(size, device=device, dtype=torch.float32) + 0.5
 
 
-def _canvas_height(patch: int, padding: int) -> int:
-    """Rows of the compositing canvas: a crop is at most patch + 2 * padding tall, and the
-    vertical stretch reads one row below it, which must be black (padding, or a spare row)."""
-    return patch + 2 * padding + (padding == 0)
+def _canvas_height(patch: int, padding: int, shift: int = 0) -> int:
+    """Rows of the compositing canvas: a crop is at most patch + 2 * (padding + shift) tall
+    (`shift`: the largest baseline move), and the vertical stretch reads one row below it,
+    which must be black (padding, or a spare row)."""
+    return patch + 2 * (padding + shift) + (padding == 0)
 
 
 def _ink_extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,7 +317,7 @@ def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int
     b = params.digit_index.shape[0]
     device = pool.images.device
     max_pad = params.max_padding(cfg)
-    canvas_h = _canvas_height(patch, max_pad)
+    canvas_h = _canvas_height(patch, max_pad, params.max_shift())
     step = max(b, 1) if device.type != "cpu" else chunk
     columns = torch.empty(b, canvas_h, cfg.width, device=device)
     crop_h = torch.empty(b, 1, dtype=torch.int64, device=device)
@@ -347,6 +360,8 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     advance = width[:, :-1] - params.overlap
     ink_x = torch.cat([torch.zeros_like(width[:, :1]), advance.cumsum(1)], 1)
     ink_y = -torch.div(height + 1, 2, rounding_mode="floor")
+    if params.baseline is not None:
+        ink_y = ink_y + params.baseline
     if params.padding is None:
         pad_left = pad_right = pad_top = pad_bottom = cfg.padding
     else:
@@ -363,8 +378,8 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     # and may land anywhere around the canvas, harmlessly under max-compositing: a margin of
     # one patch (whole columns) on either side keeps them in the CAPTCHA's own buffer row. One
     # row per CAPTCHA lets the scatter run on every core.
-    canvas_h = _canvas_height(patch, max_pad)
-    canvas_w = n * patch + (n - 1) * cfg.overlap_max + 2 * max_pad
+    canvas_h = _canvas_height(patch, max_pad, params.max_shift())
+    canvas_w = n * patch + (n - 1) * params.widest_gap(cfg) + 2 * max_pad
     margin_cols = math.ceil((patch + 1) * (canvas_h + 1) / canvas_h)
     row_cols = canvas_w + 2 * margin_cols
     origin_x = ink_x - left - crop_x0 + margin_cols  # buffer column of each patch's left edge

@@ -6,11 +6,14 @@ from __future__ import annotations
 import torch
 
 from captcha_robustness.data import rng
+from captcha_robustness.data.layout import LAYOUTS, OVERLAYS, grown_patch, stray_strokes
 from captcha_robustness.data.noise import (
     NoiseConfig,
+    NoiseDraw,
     apply_noise,
     level_keys,
     sample_levels,
+    type_choice,
 )
 from captcha_robustness.data.render import (
     Augment,
@@ -72,8 +75,33 @@ class CaptchaSynth:
 
     def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
         ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
-        images, labels = self.clean(ids)
         noise_keys = rng.item_keys(self._noise_key, ids)
         levels = sample_levels(self.noise, level_keys(noise_keys))
+        names = self.noise.name if isinstance(self.noise.name, tuple) else (self.noise.name,)
+        if any(name in LAYOUTS or name in OVERLAYS for name in names):
+            images, labels = self._drawn_with_noise(ids, names, noise_keys, levels)
+        else:
+            images, labels = self.clean(ids)
         apply_noise(images, self.noise, noise_keys, levels, inplace=True)
         return {"image": images, "label": labels, "captcha_id": ids, "noise_level": levels}
+
+    def _drawn_with_noise(self, ids: torch.Tensor, names: tuple[str, ...], noise_keys: torch.Tensor,
+                          levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CAPTCHAs of `ids` rendered with the layout types among `names` applied to those
+        drawn to get them (the others at level 0, unchanged), and stray strokes laid over."""
+        choice = type_choice(self.noise, noise_keys)
+        draw = NoiseDraw(noise_keys, 0)
+        params = self.params(ids)
+        for k, name in enumerate(names):
+            if name in LAYOUTS:
+                params = LAYOUTS[name](params, torch.where(choice == k, levels, 0.0), draw)
+        patch = grown_patch(self.patch, float(params.scale.max()) / self.render_cfg.scale_max) if len(ids) else self.patch
+        images = render(self.pool, params, self.render_cfg, patch)
+        for k, name in enumerate(names):
+            rows = ((choice == k) & (levels > 0)).nonzero().view(-1)
+            if name in OVERLAYS and len(rows):
+                other_keys = rng.item_keys(rng.derive_key(self.seed, self.split, "strays"), noise_keys[rows])
+                other = render(self.pool, sample_params(other_keys, len(self.pool), self.render_cfg), self.render_cfg,
+                               self.patch)
+                images[rows] = stray_strokes(images[rows], other, levels[rows], NoiseDraw(noise_keys[rows], 0))
+        return images, self.pool.labels[params.digit_index]
