@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from captcha_robustness.analysis.corruption_scores import corruption_scores, defence_ranking, defence_slope
+from captcha_robustness.analysis.corruption_scores import (
+    corruption_scores, defence_ranking, defence_slope, transfer_matrix,
+)
 
 N = 100
 # model -> clean accuracy, and (noise, level) -> accuracy
@@ -60,3 +62,13 @@ def test_the_defence_slope_is_accuracy_removed_per_ssim_removed(table):
 def test_a_noise_that_costs_no_accuracy_has_slope_zero():
     slope = defence_slope(np.array([0.9]), np.array([[0.9, 0.9]]), np.array([0.1, 0.3]))
     assert slope.tolist() == [0.0]
+
+
+def test_the_transfer_matrix_averages_each_family_and_names_what_each_model_saw(table):
+    table["train_noise"] = table["model"].map({"A": "x:{'low': 0.1, 'high': 0.6}", "B": "none"})
+    out = transfer_matrix(table, {"fx": ["x"], "fy": ["y"], "absent": ["z"]}).set_index("model")
+    assert list(out.columns) == ["model_id", "trained_on", "clean", "fx", "fy", "all"]
+    assert out.loc["A", "trained_on"] == "fx" and out.loc["B", "trained_on"] == ""
+    assert out.loc["A", "clean"] == pytest.approx(1.0) and out.loc["B", "clean"] == pytest.approx(0.9)
+    assert out.loc["A", "fx"] == pytest.approx(0.6) and out.loc["A", "fy"] == pytest.approx(0.8)
+    assert out.loc["B", "all"] == pytest.approx((0.5 + 0.2 + 0.6 + 0.4) / 4)

@@ -24,3 +24,14 @@ def configured_noise_types() -> dict[str, list[str]]:
         if isinstance(cfg.get("name"), str) and cfg["name"] == path.stem:
             types[path.stem] = [key for key in cfg if key not in ("name", "level")]
     return types
+
+
+@functools.cache
+def noise_families() -> dict[str, list[str]]:
+    """The corruption families of conf/noise/family_<name>.yaml: each family's noise types."""
+    families = {}
+    for path in sorted(Path(CONFIG_DIR, "noise").glob("family_*.yaml")):
+        names = (yaml.safe_load(path.read_text()) or {}).get("name")
+        if isinstance(names, list):
+            families[path.stem.removeprefix("family_")] = [str(name) for name in names]
+    return families

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -51,6 +53,27 @@ def corruption_scores(table: pd.DataFrame, baseline: str | None = None) -> tuple
         noise_types=("noise_type", "nunique"), mean_acc=("mean_acc", "mean"), mce=("ce", "mean"),
         relative_mce=("relative_ce", "mean"))
     return per_noise.drop(columns=["error", "added_error"]), per_model
+
+
+def transfer_matrix(table: pd.DataFrame, families: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Per model: its clean accuracy, its whole-CAPTCHA accuracy averaged over each family's
+    noise types and the levels above 0, and over every noise type (`all`), with the families
+    whose every type its training noise held (`trained_on`): read along a row, the columns
+    outside `trained_on` say how far training carried to corruptions the model never saw."""
+    acc = level_accuracy(table)
+    family_of = {name: family for family, names in families.items() for name in names}
+    acc["family"] = acc["noise_type"].map(family_of)
+    keys = ["model", "model_id"]
+    out = acc.dropna(subset=["family"]).groupby([*keys, "family"])["acc"].mean().unstack("family")
+    out = out.reindex(columns=[f for f in families if f in out.columns])
+    out.insert(0, "clean", acc.groupby(keys)["clean"].first())
+    out["all"] = acc.groupby(keys)["acc"].mean()
+    trained = table.groupby("model_id")["train_noise"].first().fillna("")
+    seen = {mid: set(str(noise).split(":")[0].split("+")) for mid, noise in trained.items()}
+    out = out.reset_index()
+    out.insert(2, "trained_on", [" ".join(f for f, names in families.items() if set(names) <= seen.get(mid, set()))
+                                 for mid in out["model_id"]])
+    return out
 
 
 def defence_slope(clean: np.ndarray, noisy: np.ndarray, damage: np.ndarray) -> np.ndarray:

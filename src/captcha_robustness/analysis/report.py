@@ -13,7 +13,7 @@ from captcha_robustness.files import write_text
 
 TABLES = ("summary", "thresholds", "logit_quality", "logit_lr_tests", "marginal_effects", "comparisons",
           "degradation", "digit_errors", "position_errors", "pair_errors", "confusions", "hardest",
-          "source_digits", "damage", "security", "security_thresholds", "mce", "defence_ranking")
+          "source_digits", "damage", "security", "security_thresholds", "mce", "defence_ranking", "transfer")
 FIGURES = ("accuracy_vs_level.png", "accuracy_vs_damage.png", "gallery.png", "source_digits.png")
 
 
@@ -287,6 +287,12 @@ def write_report(folder: Path, figures: list[str] | None = None, *, sources: lis
                   "type's errors (or errors added to the clean error) summed over levels, over the baseline's, "
                   "averaged over noise types (Hendrycks and Dietterich, 2019).",
                   markdown(t["mce"].dropna(axis=1, how="all"))]
+    if not t.get("transfer", pd.DataFrame()).empty:
+        parts += ["## Transfer across corruption families (transfer.csv)",
+                  "Per model: whole-CAPTCHA accuracy on clean CAPTCHAs, then averaged over each family's noise types "
+                  "and the levels above 0, and over every noise type (`all`). `trained_on` names the families its "
+                  "training noise held: the other columns measure protection against corruptions it never saw.",
+                  markdown(t["transfer"])]
     if not t.get("defence_ranking", pd.DataFrame()).empty:
         parts += ["## Defence ranking (defence_ranking.csv)",
                   "Per model and noise type: whole-CAPTCHA accuracy removed per unit of image similarity removed "

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from captcha_robustness.analysis.corruption_scores import corruption_scores, defence_ranking
+from captcha_robustness.analysis.corruption_scores import corruption_scores, defence_ranking, transfer_matrix
 from captcha_robustness.analysis.hardest import (
     digit_and_position_errors,
     digit_readings,
@@ -45,6 +45,7 @@ from captcha_robustness.analysis.security import (
 )
 from captcha_robustness.analysis.thresholds import thresholds
 from captcha_robustness.commands.cli import run_dir
+from captcha_robustness.config_dir import noise_families
 from captcha_robustness.files import atomic_path, write_text
 from captcha_robustness.results import plots
 from captcha_robustness.results.stats import summarize
@@ -133,7 +134,9 @@ def noise_statistics(table: pd.DataFrame, cfg: DictConfig) -> tuple[dict[str, pd
     logit = analyse(table, max_degree=cfg.logit.max_degree, cv_folds=cfg.logit.cv_folds,
                     digit_terms=bool(cfg.logit.digit_terms))
     per_noise, per_model = corruption_scores(table, baseline=cfg.mce_baseline)
-    return {"thresholds.csv": limits, "logit.csv": logit["coefficients"], "logit_quality.csv": logit["quality"],
+    families = {f: names for f, names in noise_families().items() if table["noise_type"].isin(names).any()}
+    transfer = {"transfer.csv": transfer_matrix(table, families)} if len(families) > 1 else {}
+    return {**transfer, "thresholds.csv": limits, "logit.csv": logit["coefficients"], "logit_quality.csv": logit["quality"],
             "logit_lr_tests.csv": logit["lr_tests"], "marginal_effects.csv": logit["marginal_effects"],
             "degradation.csv": degradation(table), "corruption_scores.csv": per_noise, "mce.csv": per_model}, logit
 
