@@ -24,8 +24,9 @@ from captcha_robustness.data.noise import NoiseDraw, register_noise
 from captcha_robustness.data.render import CaptchaParams
 
 LayoutFn = Callable[[CaptchaParams, torch.Tensor, NoiseDraw], CaptchaParams]
+OverlayFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, NoiseDraw], torch.Tensor]
 LAYOUTS: dict[str, LayoutFn] = {}
-OVERLAYS: set[str] = set()  # types laid over a CAPTCHA of other digits: `overlay(images, other, level, draw)`
+OVERLAYS: dict[str, OverlayFn] = {}  # `fn(images, other, level, draw)`: `other` is a CAPTCHA of other digits
 
 
 def _drawn_by_the_synth(images: torch.Tensor, level: torch.Tensor, draw: NoiseDraw) -> torch.Tensor:
@@ -102,4 +103,4 @@ def stray_strokes(images: torch.Tensor, other: torch.Tensor, level: torch.Tensor
 
 
 register_noise("stray_strokes")(_drawn_by_the_synth)
-OVERLAYS.add("stray_strokes")
+OVERLAYS["stray_strokes"] = stray_strokes

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from captcha_robustness.data import rng
-from captcha_robustness.data.layout import LAYOUTS, OVERLAYS, grown_patch, stray_strokes
+from captcha_robustness.data.layout import LAYOUTS, OVERLAYS, grown_patch
 from captcha_robustness.data.noise import (
     NoiseConfig,
     NoiseDraw,
@@ -95,13 +95,13 @@ class CaptchaSynth:
         for k, name in enumerate(names):
             if name in LAYOUTS:
                 params = LAYOUTS[name](params, torch.where(choice == k, levels, 0.0), draw)
-        patch = grown_patch(self.patch, float(params.scale.max()) / self.render_cfg.scale_max) if len(ids) else self.patch
-        images = render(self.pool, params, self.render_cfg, patch)
+        grown = float(params.scale.max()) / self.render_cfg.scale_max if len(ids) else 1.0
+        images = render(self.pool, params, self.render_cfg, grown_patch(self.patch, grown))
         for k, name in enumerate(names):
             rows = ((choice == k) & (levels > 0)).nonzero().view(-1)
             if name in OVERLAYS and len(rows):
                 other_keys = rng.item_keys(rng.derive_key(self.seed, self.split, "strays"), noise_keys[rows])
                 other = render(self.pool, sample_params(other_keys, len(self.pool), self.render_cfg), self.render_cfg,
                                self.patch)
-                images[rows] = stray_strokes(images[rows], other, levels[rows], NoiseDraw(noise_keys[rows], 0))
+                images[rows] = OVERLAYS[name](images[rows], other, levels[rows], NoiseDraw(noise_keys[rows], 0))
         return images, self.pool.labels[params.digit_index]
