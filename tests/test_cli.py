@@ -44,3 +44,25 @@ def test_bad_input_is_one_clear_line(tmp_path, override, field):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: " + field), result.stderr
     assert not (tmp_path / "out" / "captchas.png").exists()
+
+
+@pytest.mark.parametrize("overrides,refused", [([], True), (["digits=mnist5k"], False), (["digits=mnist"], False)])
+def test_eval_reads_a_checkpoint_on_its_own_digit_source_unless_told_otherwise(overrides, refused):
+    from types import SimpleNamespace
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from captcha_robustness.commands.evaluate import check_digit_source
+    from captcha_robustness.config_dir import CONFIG_DIR
+    from captcha_robustness.errors import ConfigError
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        HydraConfig.instance().set_config(compose("eval", overrides=overrides, return_hydra_config=True))
+    full_mnist = SimpleNamespace(hparams=SimpleNamespace(data_info={"digits": "mnist"}))
+    if refused:
+        with pytest.raises(ConfigError, match="digits: the checkpoint trained on digits=mnist, and this run would "
+                                              "read digits=mnist5k; pass digits=mnist"):
+            check_digit_source([full_mnist])
+    else:
+        check_digit_source([full_mnist])

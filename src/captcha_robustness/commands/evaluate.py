@@ -81,6 +81,17 @@ def keep_member(modules: list[CaptchaModule], member: Any) -> str:
     return f"/member{member}"
 
 
+def check_digit_source(modules: list) -> None:
+    """The checkpoints' digit source, unless `digits=` was given: eval's default (the embedded
+    digits) would otherwise read a full-MNIST model on other digits than its test split."""
+    trained = sorted({str((m.hparams.data_info or {}).get("digits")) for m in modules} - {"None"})
+    chosen = HydraConfig.get().runtime.choices.get("digits")
+    given = any(o.split("=")[0].lstrip("+~") == "digits" for o in HydraConfig.get().overrides.task)
+    if trained and chosen not in trained and not given:
+        raise ConfigError(f"digits: the checkpoint trained on digits={trained[0]}, and this run would read "
+                          f"digits={chosen}; pass digits={trained[0]} (or digits={chosen} to read those on purpose)")
+
+
 def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, float]] | None:
     paths = checkpoint_paths(cfg.ckpt_path)
     modules = load_ensemble(paths)
@@ -88,6 +99,7 @@ def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, fl
     render = OmegaConf.to_container(cfg.data.render, resolve=True)
     module = modules[0]
     check_compatible(module, render)
+    check_digit_source(modules)
     module.test_shifts = check_shifts(plain(cfg.test_shifts), render["height"], render["width"])
     datamodule = test_datamodule(cfg)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
