@@ -25,7 +25,10 @@ def test_render_grid_writes_a_png(tmp_path):
 def test_render_grid_shows_every_corruption_by_level(tmp_path):
     result = run(tmp_path, "grid.noises=all", "grid.by=level", "grid.levels=[0.5,1.0]", "hydra.run.dir=out")
     assert result.returncode == 0, result.stderr
-    assert "(16 rows x 3 columns" in result.stdout  # every noise type; clean, 0.5 and 1.0
+    from captcha_robustness.config_dir import configured_noise_types
+
+    rows = len(configured_noise_types()) - 1  # every noise type but none; columns: clean, 0.5 and 1.0
+    assert rows == 22 and f"({rows} rows x 3 columns" in result.stdout
     assert (tmp_path / "out" / "captchas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
