@@ -47,8 +47,8 @@ def check_data(cfg: DictConfig) -> None:
     dataclass_from("data.render", RenderConfig, _select(cfg, "data.render"))
     dataclass_from("data.augment", Augment, _select(cfg, "data.augment"))
     noise = _select(cfg, "noise")
-    if isinstance(noise, dict):
-        parse_noise(noise, configured_noise_types())
+    if isinstance(noise, dict) and parse_noise(noise, configured_noise_types())[3]:
+        checkpoint_files(noise["surrogate"], "noise.surrogate")
 
 
 def check_accelerator(cfg: DictConfig) -> None:
@@ -61,6 +61,9 @@ def check_accelerator(cfg: DictConfig) -> None:
                               "trainer.accelerator=cpu, or trainer=default to take what the machine has")
 
 
+ADVERSARIAL_TYPES = ("adversarial_l0", "adversarial_l2", "adversarial_linf")  # without importing torch
+
+
 def check_train(cfg: DictConfig) -> None:
     check_accelerator(cfg)
     precision = OmegaConf.select(cfg, "trainer.precision")
@@ -68,6 +71,9 @@ def check_train(cfg: DictConfig) -> None:
         one_of("trainer.precision", str(precision), PRECISIONS)
     if cfg.ckpt_path and cfg.init_from:
         raise ConfigError("init_from: cannot be combined with ckpt_path (which resumes a run); pass one")
+    adversarial = _select(cfg, "training.adversarial")
+    if isinstance(adversarial, dict):
+        one_of("training.adversarial.noise", adversarial.get("noise"), ADVERSARIAL_TYPES)
     if cfg.init_from:
         checkpoint_file("init_from", cfg.init_from)
     if cfg.ckpt_path:
@@ -141,14 +147,15 @@ def checkpoint_file(field: str, value: Any) -> Path:
     return path
 
 
-def checkpoint_files(value: Any) -> list[Path]:
-    """`ckpt_path` of eval and predict: one checkpoint, or a non-empty list (an ensemble)."""
+def checkpoint_files(value: Any, field: str = "ckpt_path") -> list[Path]:
+    """`ckpt_path` of eval and predict (or `noise.surrogate`): one checkpoint, or a non-empty
+    list (an ensemble)."""
     paths = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     if isinstance(paths, list):
         if not paths:
-            raise ConfigError("ckpt_path: an empty list; give a .ckpt, or a list of them for an ensemble")
-        return [checkpoint_file("ckpt_path", path) for path in paths]
-    return [checkpoint_file("ckpt_path", paths)]
+            raise ConfigError(f"{field}: an empty list; give a .ckpt, or a list of them for an ensemble")
+        return [checkpoint_file(field, path) for path in paths]
+    return [checkpoint_file(field, paths)]
 
 
 def check_url(field: str, url: Any) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
@@ -101,4 +102,6 @@ def predictions_table(module: CaptchaModule, *, model_id: str, noise_type: str, 
         "confidence": records["confidence"].double().numpy(),
         "error": pd.Series([None] * len(label), dtype="string"),
         "raw_text": pd.Series([None] * len(label), dtype="string"),  # filled by OCR solvers
+        "surrogate": pd.Series([None] * len(label), dtype="string"),  # filled by captcha-eval
+        "ssim": records["ssim"].double().numpy() if "ssim" in records else np.nan,
     }))

@@ -138,6 +138,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if result is None:
         return {}
     table, metrics = result
+    surrogate = OmegaConf.select(cfg, "noise.surrogate")
+    if surrogate is not None:  # adversarial noise: which model it was crafted against
+        table["surrogate"] = pd.Series(" + ".join(map(default_model_id, checkpoint_paths(surrogate))),
+                                       index=table.index, dtype="string")
     with atomic_path(out / PREDICTIONS_FILE) as tmp:
         table.to_parquet(tmp, index=False)
     write_json(out / "metrics.json", {
@@ -145,6 +149,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "ckpt_path": plain(cfg.ckpt_path), "noise": str(table["noise_type"].iloc[0]),
         **({"test_shifts": plain(cfg.test_shifts), "member": cfg.member} if solver_name == "cnn" else {}),
         "noise_level": OmegaConf.to_container(cfg.noise, resolve=True).get("level"), "test_size": len(table),
+        **({"surrogate": plain(surrogate)} if surrogate is not None else {}),
     })
     print("\n".join(summary_lines(metrics, out, None)))
     unanswered = unanswered_line(table)

@@ -40,10 +40,19 @@ def build_module(cfg: DictConfig) -> CaptchaModule:
         model=container["model"], optimizer=container["optimizer"], scheduler=container.get("scheduler"),
         num_digits=render["num_digits"], image_size=(render["height"], render["width"]),
         data_info={"digits": HydraConfig.get().runtime.choices.get("digits"),
-                   "train_noise": noise_name(container["noise"]), "seed": container["seed"]},
+                   "train_noise": training_noise_name(container["noise"], training.get("adversarial")),
+                   "seed": container["seed"]},
         label_smoothing=training["label_smoothing"], members=training["members"],
-        mutual_weight=training["mutual_weight"],
+        mutual_weight=training["mutual_weight"], adversarial=training.get("adversarial"),
     )
+
+
+def training_noise_name(noise: dict, adversarial: dict | None) -> str:
+    """noise_name, with PGD adversarial training named after it: 'adversarial_linf:0.1 (PGD training)'."""
+    if not adversarial:
+        return noise_name(noise)
+    attack = f"{adversarial.get('noise')}:{adversarial.get('level')} (PGD training)"
+    return attack if noise.get("name", "none") == "none" else f"{noise_name(noise)} + {attack}"
 
 
 def start_from_weights(module: CaptchaModule, path: str) -> None:

@@ -151,6 +151,11 @@ class NoiseConfig:
     name: str | tuple[str, ...] = "none"
     level: Level = 0.0
     params: Mapping[str, float] = field(default_factory=dict)
+    surrogate: tuple[str, ...] = ()  # the checkpoints an adversarial type is crafted against
+
+    @property
+    def adversarial(self) -> bool:
+        return isinstance(self.name, str) and self.name in adversarial.ATTACKS
 
     @staticmethod
     def from_dict(cfg: Mapping) -> NoiseConfig:
@@ -170,9 +175,11 @@ class NoiseConfig:
 
 
 def noise_parameters() -> dict[str, list[str]]:
-    """Every registered noise type with its parameters (its function's keyword arguments)."""
-    return {name: [p for p in inspect.signature(fn).parameters if p not in ("images", "level", "draw")]
-            for name, fn in NOISES.items()}
+    """Every registered noise type with its parameters (its function's keyword arguments); the
+    adversarial types (data/adversarial.py) take a surrogate and a number of steps."""
+    return {**{name: [p for p in inspect.signature(fn).parameters if p not in ("images", "level", "draw")]
+               for name, fn in NOISES.items()},
+            **{name: ["surrogate", "steps"] for name in adversarial.ATTACKS}}
 
 
 def sample_levels(cfg: NoiseConfig, keys: torch.Tensor) -> torch.Tensor:
@@ -211,6 +218,8 @@ def apply_noise(images: torch.Tensor, cfg: NoiseConfig, keys: torch.Tensor, leve
     out = images if inplace else images.clone()
     if cfg.name == "none":
         return out
+    if cfg.adversarial:
+        raise ConfigError(f"noise.name: {cfg.name} needs the labels and a surrogate; CaptchaSynth crafts it")
     if levels is None:
         levels = sample_levels(cfg, level_keys(keys))
     flat = out.view(out.shape[0], math.prod(out.shape[1:]))
@@ -238,4 +247,4 @@ def _noise_chunks(flat: torch.Tensor, name: str, params: Mapping[str, float], ke
             rows.copy_(noised.reshape(rows.shape))
 
 
-from captcha_robustness.data import corruptions, layout  # noqa: E402, F401 - register the corruption types
+from captcha_robustness.data import adversarial, corruptions, layout  # noqa: E402, F401 - register the corruption types

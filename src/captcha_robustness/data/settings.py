@@ -142,9 +142,11 @@ def parse_level(value) -> Level:
     return number(value)
 
 
-def parse_noise(cfg: Mapping, types: Mapping[str, Sequence[str]]) -> tuple[str | tuple[str, ...], Level, dict]:
+def parse_noise(cfg: Mapping, types: Mapping[str, Sequence[str]]
+                ) -> tuple[str | tuple[str, ...], Level, dict, tuple[str, ...]]:
     """`noise.*` checked against `types` (each noise type's parameters): the name (one type, or
-    a tuple drawn from per CAPTCHA), the level, and the parameters as floats."""
+    a tuple drawn from per CAPTCHA), the level, the parameters as floats, and the surrogate
+    checkpoints of an adversarial type (a type with a `surrogate` parameter; else empty)."""
     cfg = dict(cfg)
     raw = cfg.pop("name", "none")
     names = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, Sequence) else [raw]
@@ -156,6 +158,11 @@ def parse_noise(cfg: Mapping, types: Mapping[str, Sequence[str]]) -> tuple[str |
     level = parse_level(cfg.pop("level", 0.0))
     if name == "none" and level != 0.0:
         raise ConfigError(f"noise.level: must be 0 for noise=none (got {level}); pick a noise type")
+    adversarial = [n for n in names if "surrogate" in types[n]]
+    surrogate = parse_surrogate(cfg.pop("surrogate", None), adversarial[0]) if adversarial else ()
+    if adversarial and (len(names) > 1 or not isinstance(level, float)):
+        raise ConfigError(f"noise.name: {adversarial[0]} is crafted at one budget: give it alone (not in a list "
+                          f"of types) with one number as noise.level (got name {raw}, level {level})")
     allowed = [p for n in names for p in types[n]]
     for key, value in cfg.items():
         if key not in allowed:
@@ -165,7 +172,16 @@ def parse_noise(cfg: Mapping, types: Mapping[str, Sequence[str]]) -> tuple[str |
             raise ConfigError(f"noise.{key}: must be a number (got {value!r})")
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"noise.{key}: must be a finite number >= 0 (got {value!r})")
-    return name, level, {k: float(v) for k, v in cfg.items()}
+    return name, level, {k: float(v) for k, v in cfg.items()}, surrogate
+
+
+def parse_surrogate(value: Any, name: str) -> tuple[str, ...]:
+    """`noise.surrogate`: one checkpoint path, or a non-empty list of them (read as an ensemble)."""
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, Sequence) or not paths or not all(isinstance(p, str) and p for p in paths):
+        raise ConfigError(f"noise.surrogate: noise={name} is crafted against a solver; give the .ckpt written by "
+                          f"captcha-train to attack, or a list of them for an ensemble (got {value!r})")
+    return tuple(paths)
 
 
 def dataclass_from(field: str, cls: type, values: Mapping | None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from captcha_robustness.data import rng
+from captcha_robustness.data import adversarial, rng
 from captcha_robustness.data.layout import LAYOUTS, OVERLAYS, grown_patch
 from captcha_robustness.data.noise import (
     NoiseConfig,
@@ -75,6 +75,8 @@ class CaptchaSynth:
 
     def __call__(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
         ids = torch.as_tensor(ids, dtype=torch.int64, device=self.pool.images.device)
+        if self.noise.adversarial:
+            return self._adversarial(ids)
         noise_keys = rng.item_keys(self._noise_key, ids)
         levels = sample_levels(self.noise, level_keys(noise_keys))
         names = self.noise.name if isinstance(self.noise.name, tuple) else (self.noise.name,)
@@ -105,3 +107,41 @@ class CaptchaSynth:
                                self.patch)
                 images[rows] = OVERLAYS[name](images[rows], other, levels[rows], NoiseDraw(noise_keys[rows], 0))
         return images, self.pool.labels[params.digit_index]
+
+    def _adversarial(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The adversarial CAPTCHAs of `ids`, from the fixed blocks of ids they fall in, and
+        each one's SSIM against its clean CAPTCHA (`ssim`)."""
+        blocks = torch.unique(ids // adversarial.BLOCK)
+        images, labels, ssim = (torch.cat(parts) for parts in zip(*[self._crafted_block(int(b)) for b in blocks]))
+        rows = torch.searchsorted(blocks, ids // adversarial.BLOCK) * adversarial.BLOCK + ids % adversarial.BLOCK
+        level = torch.full(ids.shape, self.noise.fixed_level, device=ids.device)
+        return {"image": images[rows], "label": labels[rows], "captcha_id": ids, "noise_level": level,
+                "ssim": ssim[rows]}
+
+    def _crafted_block(self, block: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Block `block` of ids crafted against the surrogate; val and test blocks are kept
+        (for the last noise condition only) so that every solver reading them pays once."""
+        device = self.pool.images.device
+        condition = (self.seed, self.split, repr(self.noise), str(device), self.render_cfg)
+        if _CRAFTED.get("condition") != condition:
+            _CRAFTED.clear()
+            _CRAFTED["condition"] = condition
+        if block in _CRAFTED:
+            return _CRAFTED[block]
+        ids = torch.arange(block * adversarial.BLOCK, (block + 1) * adversarial.BLOCK, device=device)
+        clean, labels = self.clean(ids)
+        cfg = self.render_cfg
+        surrogate = adversarial.load_surrogate(self.noise.surrogate, str(device), (cfg.num_digits, cfg.height, cfg.width))
+        crafted = adversarial.craft(self.noise.name, surrogate, clean, labels, self.noise.fixed_level,
+                                    rng.item_keys(self._noise_key, ids),
+                                    adversarial.check_steps(self.noise.params.get("steps", 10)),
+                                    rng.derive_key(self.seed, self.split, "attack", block))
+        out = crafted, labels, adversarial.ssim_per_image(crafted, clean)
+        if self.split != "train":
+            _CRAFTED[block] = out
+        return out
+
+
+# The adversarial blocks of one noise condition, kept across the jobs of an evaluation sweep that
+# read the same condition one solver after another.
+_CRAFTED: dict = {}

@@ -17,13 +17,14 @@ import torch.nn.functional as F
 import torchmetrics
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from captcha_robustness.data import adversarial, rng
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.models.mutual import (
     MutualEnsemble,
     log_mean_softmax,
     mutual_loss,
 )
-from captcha_robustness.validate import check_field
+from captcha_robustness.validate import check_field, one_of
 
 STAGES = ("train", "val", "test")
 
@@ -87,21 +88,37 @@ class CaptchaMetrics(torch.nn.Module):
         self.seq.reset()
 
 
+def check_adversarial_training(settings: Mapping[str, Any], members: int) -> None:
+    unknown = sorted(set(settings) - {"noise", "level", "steps", "share"})
+    if unknown:
+        raise ConfigError(f"training.adversarial.{unknown[0]}: unknown field; allowed: level, noise, share, steps")
+    one_of("training.adversarial.noise", settings.get("noise"), sorted(adversarial.ATTACKS))
+    for name in ("level", "steps", "share"):
+        check_field(f"training.adversarial.{name}", settings.get(name))
+    if members > 1:
+        raise ConfigError("training.adversarial: not available with training.members > 1; train one network")
+
+
 class CaptchaModule(pl.LightningModule):
     def __init__(self, model: Mapping[str, Any], optimizer: Mapping[str, Any],
                  scheduler: Mapping[str, Any] | None = None, num_digits: int = 4,
                  image_size: tuple[int, int] = (100, 110), data_info: Mapping[str, Any] | None = None,
-                 label_smoothing: float = 0.0, members: int = 1, mutual_weight: float = 1.0) -> None:
+                 label_smoothing: float = 0.0, members: int = 1, mutual_weight: float = 1.0,
+                 adversarial: Mapping[str, Any] | None = None) -> None:
         """`model`, `optimizer` and `scheduler` are Hydra configs (`_target_` dicts); the optimiser
         and scheduler are partials completed with the parameters / optimiser. `data_info` records
         what the model was trained on (digit source, noise) for later tables. `label_smoothing`
         softens the training targets only; validation and test losses are plain cross-entropy.
         `members` > 1 trains that many networks of the `model` config on the same batches, each
         also pulled towards the others' prediction with `mutual_weight` (models/mutual.py), and
-        reads them as one ensemble."""
+        reads them as one ensemble. `adversarial` ({noise, level, steps, share}) replaces a share
+        of each training batch by adversarial versions crafted against the network itself (PGD
+        adversarial training)."""
         check_field("training.label_smoothing", label_smoothing)
         check_field("training.members", members)
         check_field("training.mutual_weight", mutual_weight)
+        if adversarial is not None:
+            check_adversarial_training(adversarial, members)
         super().__init__()
         self.save_hyperparameters()
         networks = [hydra.utils.instantiate(dict(model)) for _ in range(members)]
@@ -154,7 +171,22 @@ class CaptchaModule(pl.LightningModule):
         return loss, logits, preds
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.hparams.adversarial:
+            batch = self.attacked(batch)
         return self._step(batch, "train")[0]
+
+    def attacked(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`batch` with its first `share` of CAPTCHAs replaced by adversarial versions crafted
+        against the network as it is now (random starts seeded by the CAPTCHAs' ids)."""
+        settings = self.hparams.adversarial
+        count = max(1, round(settings["share"] * len(batch["image"])))
+        ids = batch["captcha_id"][:count]
+        images = batch["image"].clone()
+        images[:count] = adversarial.craft(
+            settings["noise"], adversarial.Surrogate([self.model]), images[:count], batch["label"][:count],
+            settings["level"], rng.item_keys(rng.derive_key("adversarial training"), ids), settings["steps"],
+            rng.derive_key("adversarial training", int(ids[0])))
+        return {**batch, "image": images}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
@@ -166,6 +198,7 @@ class CaptchaModule(pl.LightningModule):
         self.test_records.append({
             "captcha_id": batch["captcha_id"].cpu(), "label": batch["label"].cpu(), "prediction": preds.cpu(),
             "confidence": confidence(logits).float().cpu(), "noise_level": batch["noise_level"].cpu(),
+            **({"ssim": batch["ssim"].cpu()} if "ssim" in batch else {}),
         })
 
     def predict_step(self, batch: dict[str, torch.Tensor] | torch.Tensor, batch_idx: int) -> dict[str, Any]:

@@ -27,6 +27,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "confidence": ("float64", "the model's probability of its whole answer; the OCR engine's, or null"),
     "error": ("string", "null, or why a solver gave no answer"),
     "raw_text": ("string", "OCR: the engine's text before keeping digits (null for the CNN)"),
+    "surrogate": ("string", "adversarial noise: the model_id of the checkpoint(s) it was crafted against (the "
+                            "same as model_id when white-box); null for other noise"),
+    "ssim": ("float64", "adversarial noise: the CAPTCHA's SSIM against its clean version; null for other noise"),
 }
 
 # What every analysis needs; a table without one of these is refused when read.

@@ -3,6 +3,7 @@ predictions table (plus `raw_text`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -25,13 +26,15 @@ def ocr_predictions(solver: OcrSolver, preprocess: Preprocess, keep: str, datamo
             "raw_text": pd.Series([r.raw_text for r in readings], dtype="string"),
             "confidence": pd.Series([r.confidence for r in readings], dtype="float64"),
             "error": pd.Series([r.error for r in readings], dtype="string"),
+            "ssim": batch["ssim"].double().numpy() if "ssim" in batch else np.nan,
         }))
     table = pd.concat(parts, ignore_index=True)
     table["prediction"] = [postprocess(None if pd.isna(t) else t, keep) for t in table["raw_text"]]
     table["correct"] = table["prediction"] == table["label"]
     table["n_correct"] = position_hits(table["label"], table["prediction"]).sum(axis=1).astype("int64")
     table = table.assign(solver=solver.name, model_id=solver.model_id, train_noise=pd.Series(dtype="string"),
-                         architecture=solver.name, noise_type=noise_type, seed=seed)
+                         architecture=solver.name, noise_type=noise_type, seed=seed,
+                         surrogate=pd.Series([None] * len(table), dtype="string"))
     return in_column_order(table)
 
 
