@@ -108,6 +108,8 @@ def _levels(value: object) -> str:
 
 
 def study(cfg: DictConfig) -> None:
+    if cfg.study.get("attacks") is not None:
+        return adversarial_study(cfg)
     s = cfg.study
     out = Path(cfg.out)
     common, sweeps = override_list(cfg, "study.common"), override_list(cfg, "study.sweeps")
@@ -148,6 +150,60 @@ def study(cfg: DictConfig) -> None:
         log.run("analyse everything", "analyze", [
             f"predictions=[{','.join(map(str, predictions))}]", f"out_dir={out / 'analysis'}",
             *analyze])
+    except StepFailed as exc:
+        sys.exit(f"error: {exc}")
+    log.finish()
+    print(f"\nstudy done in {log.attempt['total_seconds'] / 60:.1f} min: {out / 'analysis' / 'report.md'}")
+
+
+def _choices(values: list[str]) -> str:
+    return ",".join(values)
+
+
+def adversarial_study(cfg: DictConfig) -> None:
+    """study.attacks set: models trained clean, on random noise, adversarially (PGD) and the
+    seed_cnn replication; each attack crafted against each of them (the surrogates) at every
+    budget and read by all of them, their ensemble and Tesseract, next to the attack's random
+    counterpart at the same levels."""
+    s = cfg.study
+    out = Path(cfg.out)
+    common, train = override_list(cfg, "study.common"), override_list(cfg, "study.train")
+    regimes, analyze = override_list(cfg, "study.regimes"), override_list(cfg, "study.analyze")
+    log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]))
+    r = s.replication
+    runs = {"train": ["-m", f"noise={_choices(regimes)}", *train],
+            "train_adversarial": ["-m", *override_list(cfg, "study.adversarial_training"), *train],
+            "train_seed_cnn": ["-m", f"model={r.model}", f"noise={r.noise}",
+                               *override_list(cfg, "study.replication.train")]}
+    predictions = []
+    try:
+        for folder, args in runs.items():
+            log.run(f"train ({folder})", "train", [*args, *common, f"hydra.sweep.dir={out / folder}"])
+        models = [path for folder in runs for path in best_checkpoints(out / folder)]
+        readers = [*models, f"[{','.join(models[:-1])}]"]  # and the multi-head models as one ensemble
+        steps, size = f"noise.steps={s.steps}", f"data.test_size={s.eval.test_size}"
+        ocr_size = f"data.test_size={s.tesseract.test_size}"
+        for attack, spec in s.attacks.items():
+            levels = [float(level) for level in spec.levels]
+            random_levels = f"noise.level={_choices(map(str, [0.0, *levels]))}"
+            log.run(f"{spec.random} (random counterpart of {attack})", "evaluate", [
+                "-m", f"noise={spec.random}", random_levels, *common, size, f"ckpt_path={_choices(readers)}",
+                f"hydra.sweep.dir={out / ('eval_' + spec.random)}"])
+            # ckpt_path last: the jobs that read one crafted test set follow each other and craft it once
+            log.run(f"{attack} against each model, read by every model", "evaluate", [
+                "-m", f"noise={attack}", f"noise.surrogate={_choices(models)}",
+                f"noise.level={_choices(map(str, levels))}", steps, *common, size, f"ckpt_path={_choices(readers)}",
+                f"hydra.sweep.dir={out / ('eval_' + attack)}"])
+            log.run(f"tesseract under {spec.random} and {attack}", "evaluate", [
+                "-m", "solver=tesseract", f"noise={spec.random}", random_levels, *common, ocr_size,
+                f"hydra.sweep.dir={out / ('tesseract_' + spec.random)}"])
+            log.run(f"tesseract under {attack}", "evaluate", [
+                "-m", "solver=tesseract", f"noise={attack}", f"noise.surrogate={_choices(models)}",
+                f"noise.level={_choices(map(str, levels))}", steps, *common, ocr_size,
+                f"hydra.sweep.dir={out / ('tesseract_' + attack)}"])
+            predictions += [out / f"{kind}_{name}" for kind in ("eval", "tesseract") for name in (spec.random, attack)]
+        log.run("analyse everything", "analyze", [
+            f"predictions=[{','.join(map(str, predictions))}]", f"out_dir={out / 'analysis'}", *analyze])
     except StepFailed as exc:
         sys.exit(f"error: {exc}")
     log.finish()
