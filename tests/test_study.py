@@ -104,3 +104,29 @@ def test_the_corruption_study_smoke_scores_every_model_against_the_baseline(tmp_
     report = (analysis / "report.md").read_text()
     assert "## Defence ranking" in report and "## Corruption accuracy and error" in report
     assert "## Transfer across corruption families" in report
+
+
+@pytest.mark.slow
+def test_the_adversarial_study_smoke_splits_white_box_from_transfer(tmp_path):
+    no_ocr = [] if shutil.which("tesseract") or os.environ.get("REQUIRE_TESSERACT") else ["study.tesseract=null"]
+    result = run(tmp_path, "study", "study=adversarial_smoke", "out=adv", *no_ocr)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = tmp_path / "adv"
+    crafted = pd.read_parquet(out / "eval_adversarial_linf" / "predictions.parquet")
+    # 3 surrogates x 2 levels x 4 readers (3 models and their ensemble) x 40 CAPTCHAs
+    assert len(crafted) == 3 * 2 * 4 * 40 and crafted["surrogate"].nunique() == 3
+    assert crafted["ssim"].between(0, 1).all() and (crafted["noise_level"] > 0).all()
+    analysis = out / "analysis"
+    limits = pd.read_csv(analysis / "adversarial_thresholds.csv")
+    expected = {"adversarial_l0 (white-box)", "adversarial_l0 (transfer)", "adversarial_linf (white-box)",
+                "adversarial_linf (transfer)", "salt_and_pepper", "uniform"}
+    assert expected <= set(limits["noise_type"])
+    assert "adversarial_linf (member)" in set(limits.loc[limits["model"].str.startswith("ensemble"), "noise_type"])
+    ranking = pd.read_csv(analysis / "defence_ranking.csv")
+    assert {"uniform", "adversarial_linf (white-box)", "adversarial_linf (transfer)"} <= set(ranking["noise_type"])
+    summary = pd.read_csv(analysis / "summary.csv")
+    assert not summary["noise_type"].str.startswith("adversarial").any()  # crafted rows: their own section
+    report = (analysis / "report.md").read_text()
+    assert "## Adversarial noise" in report and "adversarial_curves.png" in report
+    if not no_ocr:
+        assert (out / "tesseract_adversarial_l0" / "predictions.parquet").is_file()

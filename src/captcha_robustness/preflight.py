@@ -5,6 +5,8 @@ ConfigError naming the field (exit 2); no torch here, except to read a checkpoin
 
 from __future__ import annotations
 
+import functools
+
 import glob
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +50,26 @@ def check_data(cfg: DictConfig) -> None:
     dataclass_from("data.augment", Augment, _select(cfg, "data.augment"))
     noise = _select(cfg, "noise")
     if isinstance(noise, dict) and parse_noise(noise, configured_noise_types())[3]:
-        checkpoint_files(noise["surrogate"], "noise.surrogate")
+        render = _select(cfg, "data.render")
+        shape = (render.get("num_digits"), render.get("height"), render.get("width"))
+        for path in checkpoint_files(noise["surrogate"], "noise.surrogate"):
+            surrogate_shape = checkpoint_shape(str(path))
+            if surrogate_shape != shape:
+                raise ConfigError(f"noise.surrogate: {path} reads CAPTCHAs of num_digits, height, width = "
+                                  f"{surrogate_shape}, these are {shape}; give a checkpoint trained on this data.render")
+
+
+@functools.cache
+def checkpoint_shape(path: str) -> tuple[int, int, int]:
+    """(num_digits, height, width) of the CAPTCHAs a checkpoint reads, or one line naming noise.surrogate."""
+    import torch  # only a run with a surrogate pays for it
+
+    try:
+        hparams = torch.load(path, map_location="cpu", weights_only=False, mmap=True)["hyper_parameters"]
+        return (int(hparams["num_digits"]), *map(int, hparams["image_size"]))
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the same user error
+        raise ConfigError(f"noise.surrogate: {path} is not a checkpoint written by captcha-train "
+                          f"({type(exc).__name__})") from exc
 
 
 def check_accelerator(cfg: DictConfig) -> None:
@@ -106,7 +127,8 @@ def check_render(cfg: DictConfig) -> None:
     one_of("grid.by", cfg.grid.by, ("captcha", "level"))
     noises = _select(cfg, "grid.noises")
     for name in noises if isinstance(noises, list) else [noises]:
-        one_of("grid.noises", name, [*sorted(set(configured_noise_types()) - {"none"}), "all"])
+        one_of("grid.noises", name, [*sorted(t for t, params in configured_noise_types().items()
+                                             if t != "none" and "surrogate" not in params), "all"])
     levels = _select(cfg, "grid.levels")
     levels = levels if isinstance(levels, list) else [levels]
     if not levels:

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from captcha_robustness.analysis.adversarial import threshold_readings
 from captcha_robustness.files import write_text
 
 TABLES = ("summary", "thresholds", "logit_quality", "logit_lr_tests", "marginal_effects", "comparisons",
           "degradation", "digit_errors", "position_errors", "pair_errors", "confusions", "hardest",
-          "source_digits", "damage", "security", "security_thresholds", "mce", "defence_ranking", "transfer")
-FIGURES = ("accuracy_vs_level.png", "accuracy_vs_damage.png", "gallery.png", "source_digits.png")
+          "source_digits", "damage", "security", "security_thresholds", "mce", "defence_ranking", "transfer",
+          "adversarial_thresholds", "adversarial_transfer")
+FIGURES = ("accuracy_vs_level.png", "accuracy_vs_damage.png", "gallery.png", "source_digits.png",
+           "adversarial_curves.png")
 
 
 def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -223,6 +226,22 @@ def damage_by_level(damage: pd.DataFrame) -> pd.DataFrame:
     return wide[sorted(wide.columns)].reset_index()
 
 
+def adversarial_section(t: dict[str, pd.DataFrame], figures: list[str]) -> list[str]:
+    limits = t["adversarial_thresholds"]
+    return ["## Adversarial noise (adversarial_summary.csv, adversarial_thresholds.csv, adversarial_transfer.csv)",
+            "Noise crafted against a surrogate model within a budget: `adversarial_l0` sets at most a fraction `level` "
+            "of pixels to 0 or 1 (random counterpart: salt_and_pepper), `adversarial_linf` moves every pixel by at "
+            "most `level` (random counterpart: uniform). Per reading model, each attack is `white-box` (crafted "
+            "against that model), `member` (against one network of a reading ensemble) or `transfer` (crafted "
+            "against the other models, pooled). The budget at which whole-CAPTCHA accuracy falls to 50%, with 95% "
+            "bootstrap intervals over CAPTCHAs, against the random counterpart's level:",
+            "\n".join(threshold_readings(limits)),
+            markdown(limits[["model", "noise_type", "level_50", "ci_low", "ci_high", "auc", "ssim_at_50"]]),
+            *(["![adversarial_curves.png](adversarial_curves.png)"] if "adversarial_curves.png" in figures else []),
+            "Accuracy averaged over the budgets, per attack and surrogate (rows) and reading model (columns):",
+            markdown(t["adversarial_transfer"])]
+
+
 def write_report(folder: Path, figures: list[str] | None = None, *, sources: list[str] | None = None,
                  notes: list[str] | None = None) -> Path:
     """report.md in `folder`, from the analysis tables there. `figures`: the PNGs to show
@@ -293,6 +312,8 @@ def write_report(folder: Path, figures: list[str] | None = None, *, sources: lis
                   "and the levels above 0, and over every noise type (`all`). `trained_on` names the families its "
                   "training noise held: the other columns measure protection against corruptions it never saw.",
                   markdown(t["transfer"])]
+    if "adversarial_thresholds" in t:
+        parts += adversarial_section(t, figures)
     if not t.get("defence_ranking", pd.DataFrame()).empty:
         parts += ["## Defence ranking (defence_ranking.csv)",
                   "Per model and noise type: whole-CAPTCHA accuracy removed per unit of image similarity removed "

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from captcha_robustness.analysis.adversarial import COUNTERPARTS, adversarial_tables, split_adversarial
 from captcha_robustness.analysis.corruption_scores import corruption_scores, defence_ranking, transfer_matrix
 from captcha_robustness.analysis.hardest import (
     digit_and_position_errors,
@@ -65,7 +66,9 @@ def model_labels(table: pd.DataFrame) -> pd.Series:
     def named(kind: pd.Series) -> pd.Series:
         names = []
         for model_id, solver, noise, name in zip(models.index, models["solver"], models["train_noise"], kind):
-            if pd.notna(noise):
+            if pd.notna(noise) and " + " in model_id:
+                names.append(f"ensemble of {model_id.count(' + ') + 1} trained on {noise}")
+            elif pd.notna(noise):
                 names.append(f"{name} trained on {noise}")
             else:
                 names.append(model_id if model_id.startswith(solver) else f"{solver} {model_id}")
@@ -148,6 +151,9 @@ def analyze(cfg: DictConfig) -> None:
     out = Path(cfg.out_dir) if cfg.out_dir else run_dir()
     table = load_predictions(paths)
     table["model"] = model_labels(table)
+    table, adversarial = split_adversarial(table)
+    if table.empty:  # crafted noise alone: read as any other noise
+        table, adversarial = adversarial, adversarial.iloc[:0]
     summary = summary_table(table)
     noise_tables, logit = noise_statistics(table, cfg)
     readings = digit_readings(table)
@@ -174,6 +180,13 @@ def analyze(cfg: DictConfig) -> None:
                 save_source_digits(sources, renderer.test_pool_images(), out / "source_digits.png", count=source_count)
                 figures.append("source_digits.png")
         figures += image_outputs(table, tables, renderer, gallery, captchas, out, bootstrap=cfg.bootstrap)
+    if not adversarial.empty:
+        tables.update(adversarial_tables(table, adversarial, tables.get("damage.csv"),
+                                         tables.get("defence_ranking.csv"), n_boot=cfg.bootstrap, seed=cfg.seed))
+        figures += [p.name for p in plots.adversarial_curves(tables["adversarial_summary.csv"], summary,
+                                                             COUNTERPARTS, out)]
+        notes.append(f"{len(adversarial):,} readings of noise crafted against a surrogate are analysed in their own "
+                     f"section (adversarial noise) and the defence ranking, not in the other tables.")
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)

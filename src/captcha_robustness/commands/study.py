@@ -182,7 +182,6 @@ def adversarial_study(cfg: DictConfig) -> None:
         models = [path for folder in runs for path in best_checkpoints(out / folder)]
         readers = [*models, f"[{','.join(models[:-1])}]"]  # and the multi-head models as one ensemble
         steps, size = f"noise.steps={s.steps}", f"data.test_size={s.eval.test_size}"
-        ocr_size = f"data.test_size={s.tesseract.test_size}"
         for attack, spec in s.attacks.items():
             levels = [float(level) for level in spec.levels]
             random_levels = f"noise.level={_choices(map(str, [0.0, *levels]))}"
@@ -194,14 +193,18 @@ def adversarial_study(cfg: DictConfig) -> None:
                 "-m", f"noise={attack}", f"noise.surrogate={_choices(models)}",
                 f"noise.level={_choices(map(str, levels))}", steps, *common, size, f"ckpt_path={_choices(readers)}",
                 f"hydra.sweep.dir={out / ('eval_' + attack)}"])
-            log.run(f"tesseract under {spec.random} and {attack}", "evaluate", [
+            predictions += [out / f"eval_{spec.random}", out / f"eval_{attack}"]
+            if s.tesseract is None:
+                continue
+            ocr_size = f"data.test_size={s.tesseract.test_size}"
+            log.run(f"tesseract under {spec.random}", "evaluate", [
                 "-m", "solver=tesseract", f"noise={spec.random}", random_levels, *common, ocr_size,
                 f"hydra.sweep.dir={out / ('tesseract_' + spec.random)}"])
             log.run(f"tesseract under {attack}", "evaluate", [
                 "-m", "solver=tesseract", f"noise={attack}", f"noise.surrogate={_choices(models)}",
                 f"noise.level={_choices(map(str, levels))}", steps, *common, ocr_size,
                 f"hydra.sweep.dir={out / ('tesseract_' + attack)}"])
-            predictions += [out / f"{kind}_{name}" for kind in ("eval", "tesseract") for name in (spec.random, attack)]
+            predictions += [out / f"tesseract_{spec.random}", out / f"tesseract_{attack}"]
         log.run("analyse everything", "analyze", [
             f"predictions=[{','.join(map(str, predictions))}]", f"out_dir={out / 'analysis'}", *analyze])
     except StepFailed as exc:

@@ -143,12 +143,6 @@ ATTACKS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def check_steps(steps: float) -> int:
-    if steps < 1 or steps != int(steps):
-        raise ConfigError(f"noise.steps: must be a whole number of attack steps >= 1 (got {steps:g})")
-    return int(steps)
-
-
 def craft(name: str, surrogate: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, level: float,
           keys: torch.Tensor, steps: int, start_key: int) -> torch.Tensor:
     """Adversarial versions of (B, C, H, W) `images` in [0, 1] under attack `name` at budget

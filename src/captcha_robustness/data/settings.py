@@ -172,6 +172,9 @@ def parse_noise(cfg: Mapping, types: Mapping[str, Sequence[str]]
             raise ConfigError(f"noise.{key}: must be a number (got {value!r})")
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"noise.{key}: must be a finite number >= 0 (got {value!r})")
+    steps = cfg.get("steps", 1)
+    if adversarial and (steps < 1 or steps != int(steps)):
+        raise ConfigError(f"noise.steps: must be a whole number of attack steps >= 1 (got {steps:g})")
     return name, level, {k: float(v) for k, v in cfg.items()}, surrogate
 
 

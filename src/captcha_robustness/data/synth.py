@@ -134,7 +134,7 @@ class CaptchaSynth:
         surrogate = adversarial.load_surrogate(self.noise.surrogate, str(device), (cfg.num_digits, cfg.height, cfg.width))
         crafted = adversarial.craft(self.noise.name, surrogate, clean, labels, self.noise.fixed_level,
                                     rng.item_keys(self._noise_key, ids),
-                                    adversarial.check_steps(self.noise.params.get("steps", 10)),
+                                    int(self.noise.params.get("steps", 10)),
                                     rng.derive_key(self.seed, self.split, "attack", block))
         out = crafted, labels, adversarial.ssim_per_image(crafted, clean)
         if self.split != "train":

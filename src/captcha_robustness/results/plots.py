@@ -130,6 +130,48 @@ def accuracy_vs_damage(security: pd.DataFrame, out: Path) -> list[Path]:
     return [_save(fig, out / "accuracy_vs_damage.png")]
 
 
+def adversarial_curves(crafted: pd.DataFrame, random: pd.DataFrame, counterparts: dict[str, str],
+                       out: Path) -> list[Path]:
+    """Accuracy against budget, one panel per attack (rows) and reading model (columns): the
+    attack's random counterpart at the same levels, and the crafted noise per role (white-box,
+    member, transfer; every surrogate in that role pooled). `crafted`: adversarial_summary rows;
+    `random`: summary rows. The level axis is logarithmic (level 0 is left out)."""
+    attacks = [a for a in counterparts if a in set(crafted["noise_type"])]
+    models = list(crafted["model"].unique())
+    if not attacks or not models:
+        return []
+    fig, axes = plt.subplots(len(attacks), len(models), figsize=(2.6 * len(models), 2.5 * len(attacks) + 0.6),
+                             sharey=True, squeeze=False)
+    styles = {"random": ("k", "-"), "white-box": ("C3", "-"), "member": ("C1", "--"), "transfer": ("C0", "-")}
+    for r, attack in enumerate(attacks):
+        for c, model in enumerate(models):
+            ax = axes[r][c]
+            noise = random[(random["model"] == model) & (random["noise_type"] == counterparts[attack])
+                           & (random["noise_level"] > 0)].sort_values("noise_level")
+            lines = [("random", noise)] + [
+                (role, rows.groupby("noise_level", as_index=False).apply(
+                    lambda g: pd.Series({"acc_seq": (g["acc_seq"] * g["n"]).sum() / g["n"].sum()}),
+                    include_groups=False))
+                for role, rows in crafted[(crafted["model"] == model) & (crafted["noise_type"] == attack)].groupby(
+                    "role", sort=False)]
+            for role, line in lines:
+                colour, style = styles[role]
+                label = f"random ({counterparts[attack]})" if role == "random" else role
+                ax.plot(line["noise_level"], line["acc_seq"], marker=".", color=colour, linestyle=style, label=label)
+            ax.set_xscale("log")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+            ax.set_title(model if r == 0 else "", fontsize=7)
+            ax.set_xlabel(f"{attack} budget (level)" if r == len(attacks) - 1 else "", fontsize=7)
+            ax.tick_params(labelsize=6)
+        axes[r][0].set_ylabel(f"{attack}\nwhole-CAPTCHA accuracy", fontsize=7)
+    handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return [_save(fig, out / "adversarial_curves.png", tight=False)]
+
+
 def _save(fig, path: Path, tight: bool = True) -> Path:
     if tight:
         fig.tight_layout()
