@@ -42,6 +42,7 @@ class Surrogate(torch.nn.Module):
     def __init__(self, networks: list[torch.nn.Module]) -> None:
         super().__init__()
         self.networks = torch.nn.ModuleList(networks)
+        self.train(networks[0].training)  # the networks' mode, which crafting restores
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = torch.stack([net(images) for net in self.networks])  # (M, B, num_digits, 10)

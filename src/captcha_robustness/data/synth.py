@@ -122,10 +122,10 @@ class CaptchaSynth:
         """Block `block` of ids crafted against the surrogate; val and test blocks are kept
         (for the last noise condition only) so that every solver reading them pays once."""
         device = self.pool.images.device
-        condition = (self.seed, self.split, repr(self.noise), str(device), self.render_cfg)
+        condition = (id(self.pool), self.patch, self.seed, self.split, repr(self.noise), str(device), self.render_cfg)
         if _CRAFTED.get("condition") != condition:
             _CRAFTED.clear()
-            _CRAFTED["condition"] = condition
+            _CRAFTED.update(condition=condition, pool=self.pool)  # the pool kept alive, so its id stays its own
         if block in _CRAFTED:
             return _CRAFTED[block]
         ids = torch.arange(block * adversarial.BLOCK, (block + 1) * adversarial.BLOCK, device=device)
