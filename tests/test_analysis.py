@@ -255,3 +255,12 @@ def test_image_damage_measures_psnr_and_ssim():
         damage.append(image_damage(clean, apply_noise(clean, noise, keys, torch.full((8,), level))))
     assert damage[0]["psnr"] > damage[1]["psnr"] > damage[2]["psnr"]
     assert 1 > damage[0]["ssim"] > damage[1]["ssim"] > damage[2]["ssim"]
+
+
+def test_long_training_mixtures_read_as_a_count_in_model_labels():
+    from captcha_robustness.commands.analyze import short_noise
+
+    assert short_noise("a+b+c+d+e:{'low': 0.1, 'high': 0.6}") == "5 types mixed:{'low': 0.1, 'high': 0.6}"
+    assert short_noise("none + a+b+c+d:0.2 + adversarial_linf:0.1 (PGD training)") == (
+        "none + 4 types mixed:0.2 + adversarial_linf:0.1 (PGD training)")
+    assert short_noise("gaussian+salt_and_pepper:[0.2, 0.3]") == "gaussian+salt_and_pepper:[0.2, 0.3]"

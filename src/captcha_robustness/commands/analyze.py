@@ -55,6 +55,17 @@ from captcha_robustness.validate import check_field
 CONDITION = ["solver", "model_id", "model", "noise_type", "noise_level"]
 
 
+def short_noise(train_noise: str) -> str:
+    """A training noise as a label: a mixture of more than three types reads '22 types mixed:<level>'
+    (' + ' separates an ensemble's members, '+' the types of one mixture)."""
+    parts = []
+    for part in train_noise.split(" + "):
+        name, colon, level = part.partition(":")
+        count = name.count("+") + 1
+        parts.append(f"{count} types mixed{colon}{level}" if count > 3 else part)
+    return " + ".join(parts)
+
+
 def model_labels(table: pd.DataFrame) -> pd.Series:
     """A readable name per row's model: "cnn trained on <noise>" where that tells the models
     apart, else "<architecture> trained on <noise>" (e.g. SeedCNN), else "<solver> <model_id>";
@@ -66,6 +77,7 @@ def model_labels(table: pd.DataFrame) -> pd.Series:
     def named(kind: pd.Series) -> pd.Series:
         names = []
         for model_id, solver, noise, name in zip(models.index, models["solver"], models["train_noise"], kind):
+            noise = short_noise(noise) if pd.notna(noise) else noise
             if pd.notna(noise) and " + " in model_id:
                 names.append(f"ensemble of {model_id.count(' + ') + 1} trained on {noise}")
             elif pd.notna(noise):
