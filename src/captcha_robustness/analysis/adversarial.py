@@ -124,14 +124,14 @@ def threshold_readings(limits: pd.DataFrame, counterparts: dict[str, str] = COUN
             for name, label in [*((f"{attack} ({role})", role) for role in ROLES), (random, f"random {random}")]:
                 if (model, name) in by.index:
                     row = by.loc[(model, name)]
-                    parts.append(f"{label} {_level(row.level_50, row.ci_low, row.ci_high)}")
+                    parts.append(f"{label} {_level(row.level_50, row.ci_low, row.ci_high, row.auc)}")
             if len(parts) > 1:
                 lines.append(f"- {model}, {attack}: " + ", ".join(parts))
     return lines
 
 
-def _level(level: float, low: float, high: float) -> str:
-    if pd.isna(level):
-        return "n/a"
+def _level(level: float, low: float, high: float, auc: float) -> str:
+    if pd.isna(level):  # never crossed 50%: above it at every level tested (mean accuracy over 50%), or below it clean
+        return "beyond the levels tested" if auc >= 0.5 else "none (under 50% clean)"
     interval = f" ({low:.3g}-{high:.3g})" if pd.notna(low) else ""
     return f"{level:.3g}{interval}"

@@ -3,6 +3,7 @@ and the robustness heatmap. Each function takes summary rows of finished jobs.""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -161,7 +162,7 @@ def adversarial_curves(crafted: pd.DataFrame, random: pd.DataFrame, counterparts
             ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
-            ax.set_title(model if r == 0 else "", fontsize=7)
+            ax.set_title("\n".join(textwrap.wrap(model, 30)) if r == 0 else "", fontsize=7)
             ax.set_xlabel(f"{attack} budget (level)" if r == len(attacks) - 1 else "", fontsize=7)
             ax.tick_params(labelsize=6)
         axes[r][0].set_ylabel(f"{attack}\nwhole-CAPTCHA accuracy", fontsize=7)
