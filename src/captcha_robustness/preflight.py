@@ -82,9 +82,6 @@ def check_accelerator(cfg: DictConfig) -> None:
                               "trainer.accelerator=cpu, or trainer=default to take what the machine has")
 
 
-ADVERSARIAL_TYPES = ("adversarial_l0", "adversarial_l2", "adversarial_linf")  # without importing torch
-
-
 def check_train(cfg: DictConfig) -> None:
     check_accelerator(cfg)
     precision = OmegaConf.select(cfg, "trainer.precision")
@@ -94,7 +91,8 @@ def check_train(cfg: DictConfig) -> None:
         raise ConfigError("init_from: cannot be combined with ckpt_path (which resumes a run); pass one")
     adversarial = _select(cfg, "training.adversarial")
     if isinstance(adversarial, dict):
-        one_of("training.adversarial.noise", adversarial.get("noise"), ADVERSARIAL_TYPES)
+        one_of("training.adversarial.noise", adversarial.get("noise"),
+               sorted(name for name, params in configured_noise_types().items() if "surrogate" in params))
     if cfg.init_from:
         checkpoint_file("init_from", cfg.init_from)
     if cfg.ckpt_path:
