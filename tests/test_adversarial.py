@@ -173,3 +173,12 @@ def test_analysis_splits_white_box_member_and_transfer_rows():
     damage = crafted_damage(conditions).set_index("noise_type")
     assert damage.loc["adversarial_l0 (transfer)", "ssim"] == pytest.approx((0.8 + 0.7 + 0.5) / 3)
     assert damage.loc["adversarial_l0 (white-box)", "captchas"] == 1
+
+
+def test_a_list_of_surrogates_is_attacked_as_one_ensemble(two_digit_synth, checkpoint):
+    ids = torch.arange(16)
+    noise = {"steps": 3.0}
+    alone = two_digit_synth.with_noise(NoiseConfig("adversarial_linf", 0.05, noise, (checkpoint[0],)))(ids)
+    twice = two_digit_synth.with_noise(NoiseConfig("adversarial_linf", 0.05, noise, (checkpoint[0],) * 2))(ids)
+    # Two copies of one network average to that network: the same attack, to rounding.
+    assert torch.allclose(alone["image"], twice["image"], atol=1e-4)
