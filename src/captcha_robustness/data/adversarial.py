@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from captcha_robustness.data.noise import NoiseDraw
 from captcha_robustness.errors import ConfigError
+from captcha_robustness.models.mutual import log_mean_softmax
 
 BLOCK = 64
 PGD_STEP = 2.5  # step size = PGD_STEP * budget / steps (Madry et al., 2018)
@@ -45,9 +46,7 @@ class Surrogate(torch.nn.Module):
         self.train(networks[0].training)  # the networks' mode, which crafting restores
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = torch.stack([net(images) for net in self.networks])  # (M, B, num_digits, 10)
-        probs = logits.float().softmax(-1).mean(0)
-        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log().transpose(1, 2)
+        return log_mean_softmax(torch.stack([net(images) for net in self.networks])).transpose(1, 2)
 
 
 @functools.lru_cache(maxsize=4)
@@ -58,15 +57,15 @@ def load_surrogate(paths: tuple[str, ...], device: str, shape: tuple[int, int, i
     from captcha_robustness.runs import load_module  # the models, only when a surrogate is asked for
 
     networks = []
-    for path in paths:
-        with torch.inference_mode(False):  # weights that autograd may use, even when asked inside a test loop
+    with torch.inference_mode(False):  # weights that autograd may use, even when asked inside a test loop
+        for path in paths:
             module = load_module(path, field="noise.surrogate")
-        got = (module.hparams.num_digits, *module.hparams.image_size)
-        if tuple(got) != tuple(shape):
-            raise ConfigError(f"noise.surrogate: {path} reads CAPTCHAs of num_digits, height, width = {tuple(got)}, "
-                              f"these are {tuple(shape)}; give a checkpoint trained on this data.render")
-        networks.append(module.model)
-    with torch.inference_mode(False):
+            got = (module.hparams.num_digits, *module.hparams.image_size)
+            if tuple(got) != tuple(shape):
+                raise ConfigError(f"noise.surrogate: {path} reads CAPTCHAs of num_digits, height, width = "
+                                  f"{tuple(got)}, these are {tuple(shape)}; give a checkpoint trained on this "
+                                  f"data.render")
+            networks.append(module.model)
         surrogate = Surrogate(networks).to(device).eval()
     surrogate.requires_grad_(False)
     return surrogate
