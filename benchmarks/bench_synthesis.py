@@ -2,7 +2,8 @@
 PIL loop, side by side in one process, in alternating rounds (these machines are noisy;
 the medians are reported).
 
-    uv run python benchmarks/bench_synthesis.py [--rounds 5] [--batch 256] [--digits-root data] [--default-malloc]
+    uv run python benchmarks/bench_synthesis.py [--layout reference|touching] [--rounds 5] [--batch 256]
+        [--digits-root data] [--default-malloc]
 
 Both run in one process: the baseline is single-threaded Python by nature; ours uses
 torch's intra-op threads (all cores of this process), as the DataModule does with
@@ -47,18 +48,20 @@ def main() -> None:
     parser.add_argument("--ours", type=int, default=8192, help="CAPTCHAs per round, ours")
     parser.add_argument("--baseline", type=int, default=500, help="CAPTCHAs per round, PIL loop")
     parser.add_argument("--digits-root", default=None, help="full MNIST root (default: embedded mnist5k)")
+    parser.add_argument("--layout", default="reference", choices=["reference", "touching"],
+                        help="data.render.layout, on both sides")
     parser.add_argument("--default-malloc", action="store_true", help="keep glibc's adaptive malloc thresholds")
     args = parser.parse_args()
     malloc = "glibc defaults" if args.default_malloc else "fixed thresholds" if reuse_freed_memory() else "defaults"
 
     source = MnistDigits(root=args.digits_root) if args.digits_root else Mnist5kDigits()
     splits = source.load()
-    cfg = RenderConfig()
+    cfg = RenderConfig(layout=args.layout)
     patch = patch_size(splits.train.images, cfg)
     pool_np, labels_np = splits.train.images.numpy(), splits.train.labels.numpy()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(describe())
-    print(f"digits={source.name} (train pool {len(splits.train)}), "
+    print(f"layout={args.layout}, digits={source.name} (train pool {len(splits.train)}), "
           f"batch={args.batch}, rounds={args.rounds}, devices={devices}, malloc {malloc}")
 
     results: dict[tuple[str, str], list[float]] = {}
@@ -69,7 +72,7 @@ def main() -> None:
             noise_arg = None if name == "none" else name
             for baseline, channels in BASELINES.items():
                 results.setdefault((name, baseline), []).append(rate(
-                    lambda: [reference_pil.render_noisy(pool_np, labels_np, gen, noise_arg, level, channels=channels)
+                    lambda: [reference_pil.render_noisy(pool_np, labels_np, gen, noise_arg, level, cfg, channels)
                              for _ in range(args.baseline)], args.baseline))
             noise = NoiseConfig.from_dict({"name": name, "level": level})
             for device in devices:
@@ -99,7 +102,7 @@ def main() -> None:
 
     print("\nThrough the DataModule (salt_and_pepper 0.3, batch 64, train split), CAPTCHAs/s:")
     for workers, augment in ((0, None), (2, None), (0, {"elastic_alpha": 3.0})):
-        dm = CaptchaDataModule(source, {"name": "salt_and_pepper", "level": 0.3}, train_size=64 * 120,
+        dm = CaptchaDataModule(source, {"name": "salt_and_pepper", "level": 0.3}, cfg, train_size=64 * 120,
                                batch_size=64, num_workers=workers, augment=augment)
         batches = iter(dm.train_dataloader())
         next(batches)  # start the workers (and build their noise tables) before timing

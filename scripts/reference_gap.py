@@ -1,13 +1,15 @@
-"""How well a checkpoint reads CAPTCHAs drawn by another implementation of its recipe: the
-reference's per-CAPTCHA PIL implementation (benchmarks/reference_pil.py), saved as 8-bit
-PNGs and read back through `captcha-predict`, set against its own renderer's test CAPTCHAs
-saved and read back the same way (so the PNG round trip costs both sides alike).
+"""How well a checkpoint reads CAPTCHAs drawn by another implementation of the recipe: the
+per-CAPTCHA Pillow oracle (benchmarks/reference_pil.py) in the reference layout and in the
+touching layout, saved as 8-bit PNGs and read back through `captcha-predict`, set against the
+project's own test CAPTCHAs (data.render as configured: the reference layout by default)
+saved and read back the same way (so the PNG round trip costs every side alike).
 
     uv run python scripts/reference_gap.py CKPT [--count 2000] [--out DIR] [overrides, e.g. digits.root=data]
 
-Both sides draw their digits from the test split of the digit source the checkpoint trained
-on. Prints, per side, the CAPTCHAs read, whole-CAPTCHA and per-digit accuracy, then the gap in
-points of whole-CAPTCHA accuracy. The PNGs stay in --out (a temporary folder by default).
+Every side draws its digits from the test split of the digit source the checkpoint trained
+on. Prints, per side, the CAPTCHAs read, whole-CAPTCHA and per-digit accuracy, then each
+oracle layout's gap in points of whole-CAPTCHA accuracy (ours minus the oracle's). The PNGs
+stay in --out (a temporary folder by default).
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ def save_png(image: np.ndarray, path: Path) -> None:
     Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L").save(path)
 
 
+SIDES = {"ours": "ours (batched, this project)", "reference": "oracle, reference layout",
+         "touching": "oracle, touching layout"}
+
+
 def write_captchas(ckpt: str, overrides: list[str], count: int, out: Path) -> None:
-    """`count` test CAPTCHAs from our renderer into out/ours and from the PIL implementation
-    into out/pil, each named `<index>_<label>.png`."""
+    """`count` test CAPTCHAs from our renderer into out/ours and from the Pillow oracle into
+    out/reference and out/touching, each named `<index>_<label>.png`."""
     trained_on = (load_module(ckpt).hparams.data_info or {}).get("digits")
     chosen = [o for o in overrides if o.startswith("digits=")]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -48,7 +54,7 @@ def write_captchas(ckpt: str, overrides: list[str], count: int, out: Path) -> No
     datamodule = hydra.utils.instantiate(cfg.data, noise={"name": "none"})
     datamodule.setup()
     synth = datamodule.synths["test"]
-    for side in ("ours", "pil"):
+    for side in SIDES:
         (out / side).mkdir(parents=True, exist_ok=True)
     for start in range(0, count, 500):
         captchas = synth(torch.arange(start, min(start + 500, count)))
@@ -56,10 +62,11 @@ def write_captchas(ckpt: str, overrides: list[str], count: int, out: Path) -> No
             save_png(image[0].numpy(), out / "ours" / f"{i:05d}_{''.join(map(str, label.tolist()))}.png")
     render = RenderConfig(**OmegaConf.to_container(cfg.data.render, resolve=True))
     pool, labels = synth.pool.images.numpy(), synth.pool.labels.numpy()
-    gen = np.random.default_rng(cfg.seed)
-    for i in range(count):
-        image, label = reference_pil.render_noisy(pool, labels, gen, None, 0.0, render)
-        save_png(image, out / "pil" / f"{i:05d}_{''.join(map(str, label.tolist()))}.png")
+    for layout in ("reference", "touching"):
+        gen = np.random.default_rng(cfg.seed)
+        for i in range(count):
+            image, label = reference_pil.render_noisy(pool, labels, gen, None, 0.0, render, layout=layout)
+            save_png(image, out / layout / f"{i:05d}_{''.join(map(str, label.tolist()))}.png")
 
 
 def read_back(ckpt: str, folder: Path) -> tuple[int, float, float]:
@@ -92,14 +99,16 @@ def main() -> None:
         out = Path(args.out or scratch)
         try:
             write_captchas(ckpts[0], [item for item in args.inputs if "=" in item], args.count, out)
-            results = {side: read_back(ckpts[0], out / side) for side in ("ours", "pil")}
+            results = {side: read_back(ckpts[0], out / side) for side in SIDES}
         except ConfigError as exc:
             sys.exit(f"error: {exc}")
-    print(f"{'renderer':<28}{'CAPTCHAs':>10}{'acc_seq':>10}{'acc_mean':>10}")
-    for side, name in (("ours", "ours (batched, this project)"), ("pil", "reference recipe in PIL")):
+    print(f"{'renderer':<30}{'CAPTCHAs':>10}{'acc_seq':>10}{'acc_mean':>10}")
+    for side, name in SIDES.items():
         n, seq, mean = results[side]
-        print(f"{name:<28}{n:>10,}{seq:>10.4f}{mean:>10.4f}")
-    print(f"gap: {100 * (results['ours'][1] - results['pil'][1]):+.2f} points of whole-CAPTCHA accuracy")
+        print(f"{name:<30}{n:>10,}{seq:>10.4f}{mean:>10.4f}")
+    for layout in ("reference", "touching"):
+        gap = 100 * (results["ours"][1] - results[layout][1])
+        print(f"gap, {layout} layout: {gap:+.2f} points of whole-CAPTCHA accuracy")
 
 
 if __name__ == "__main__":

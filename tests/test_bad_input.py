@@ -51,6 +51,13 @@ CASES = [
     ("train", "data.batch_size=0", "data.batch_size: must be an integer >= 1 (got 0)"),
     ("train", "data.train_size=1.5", "data.train_size: must be an integer >= 1"),
     ("train", "data.render.num_digits=0", "data.render.num_digits: must be an integer in [1, 16]"),
+    ("train", "data.render.layout=bogus", "data.render.layout: must be one of reference, touching (got 'bogus')"),
+    ("evaluate", "solver=tesseract data.render.gap_min=6 data.render.gap_max=2",
+     "data.render.gap_min/gap_max: must be integers with 0 <= gap_min <= gap_max <= 20 (got 6, 2)"),
+    ("train", "data.render.gap_min=-1", "data.render.gap_min/gap_max: must be integers with 0 <= gap_min"),
+    ("train", "data.render.overlap_min=5 data.render.overlap_max=1", "data.render.overlap_min/overlap_max: must be"),
+    ("train", "data.augment.layouts=[reference,bogus]", "data.augment.layouts: must be null or a non-empty "
+     "list of layouts among reference, touching"),
     ("train", "data.augment.slant=2", "data.augment.slant: must be a number in [0, 1]"),
     ("train", "training.ema_decay=1.5", "training.ema_decay: must be null or a number in (0, 1)"),
     ("train", "ema_decay=1.5", "training.ema_decay: must be null or a number in (0, 1)"),

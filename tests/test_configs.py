@@ -54,14 +54,16 @@ def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch):
         assert components.has_native_bf16() is native
 
 
-def test_the_replication_recipe_is_the_study_s_replication():
+def test_the_replication_recipe_trains_at_the_reference_s_schedule_as_the_study_s_step_does_shorter():
     cfg = compose_train("experiment=seed_cnn_replication")
     study = yaml.safe_load((CONF / "study" / "full.yaml").read_text())["replication"]
     assert cfg.model._target_.endswith("SeedCNN") and cfg.noise.level == [0.2, 0.3, 0.4]
+    assert cfg.data.train_size * cfg.trainer.max_epochs == 500_000 and cfg.data.batch_size == 64
+    assert cfg.data.render.layout == "reference" and cfg.data.augment.layouts is None
     assert "scheduler" not in cfg and "scheduler=null" in study["train"]
     for override in study["train"]:
         key, _, value = override.partition("=")
-        if key != "scheduler":
+        if key not in ("scheduler", "data.train_size", "trainer.max_epochs"):
             assert str(OmegaConf.select(cfg, key)) == value, key
 
 

@@ -195,17 +195,19 @@ def test_erase_augment_removes_ink_from_training_digits_only():
         make_dm(augment={"erase": 2.5})
 
 
-def test_overlap_augment_changes_training_overlaps_only():
-    before, after = training_captchas_with({"overlap": [8, 9]})
-    assert ((before["image"] - after["image"]).abs().amax((1, 2, 3)) > 0.3).all()
-    dm = make_dm(noise=None, augment={"overlap": [8, 9]})
+def test_overlap_augment_changes_the_touching_layout_s_training_overlaps_only():
+    touching = {"layouts": ["touching"]}
+    _, after = training_captchas_with({"overlap": [8, 9], **touching})
+    dm = make_dm(noise=None, augment={"overlap": [8, 9], **touching})
     dm.setup()
     ids = torch.arange(2000)
     train, val = dm.synths["train"].params(ids), dm.synths["val"].params(ids)
     assert set(train.overlap.unique().tolist()) == {8, 9}
-    assert set(val.overlap.unique().tolist()) == {2, 3, 4, 5, 6}  # data.render's range
-    plain = make_dm(noise=None)
+    assert set((-val.overlap).unique().tolist()) == {2, 3, 4, 5, 6}  # data.render's gaps
+    plain = make_dm(noise=None, augment=touching)
     plain.setup()
     unaugmented = plain.synths["train"].params(ids)
     assert torch.equal(train.digit_index, unaugmented.digit_index)
     assert torch.equal(train.angle_deg, unaugmented.angle_deg)
+    before = collect(plain.train_dataloader())
+    assert ((before["image"] - after["image"]).abs().amax((1, 2, 3)) > 0.3).all()

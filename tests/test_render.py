@@ -11,6 +11,7 @@ from captcha_robustness.data.render import (
     sample_params,
 )
 from captcha_robustness.data import rng
+from captcha_robustness.data.synth import CaptchaSynth
 
 
 def test_shapes_dtypes_ranges(synth):
@@ -43,7 +44,7 @@ def test_configurable_geometry(splits):
     assert out.shape == (5, 1, 64, 200)
     assert params.scale.min() >= 0.9 and params.scale.max() <= 1.3
     assert params.angle_deg.abs().max() <= 20
-    assert params.overlap.min() >= 2 and params.overlap.max() <= 6
+    assert (-params.overlap).min() >= 2 and (-params.overlap).max() <= 6  # the reference layout: gaps
 
 
 def test_a_uniform_elastic_offset_is_a_translation(splits):
@@ -260,13 +261,15 @@ def test_label_matches_ink():
         assert runs == ones, (label.tolist(), runs)
 
 
-def test_matches_the_reference_recipe_statistically(splits, synth):
-    """Our batched renderer against the per-sample PIL oracle on the same digits."""
+def test_the_touching_layout_matches_its_oracle_statistically(splits, patch):
+    """The batched touching layout against the per-sample PIL oracle on the same digits."""
     n = 300
+    touching = RenderConfig(layout="touching")
+    synth = CaptchaSynth(splits.test, patch, "test", 0, touching, NoiseConfig())
     ours = synth(torch.arange(n))["image"][:, 0].numpy()
     gen = np.random.default_rng(0)
     pool, labels = splits.test.images.numpy(), splits.test.labels.numpy()
-    ref = np.stack([reference_pil.render_noisy(pool, labels, gen, None, 0.0)[0] for _ in range(n)])
+    ref = np.stack([reference_pil.render_noisy(pool, labels, gen, None, 0.0, touching)[0] for _ in range(n)])
 
     def stats(images):
         ink = images > 0.5

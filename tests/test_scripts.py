@@ -68,7 +68,7 @@ def test_split_accuracy_refuses_another_digit_source_than_the_checkpoints(traine
     assert result.stderr.strip() == "error: digits: the checkpoint trained on digits=mnist5k; got digits=mnist"
 
 
-def test_reference_gap_reads_both_renderers_through_captcha_predict(trained, tmp_path):
+def test_reference_gap_reads_both_oracle_layouts_through_captcha_predict(trained, tmp_path):
     cwd, _ = trained
     train_metrics = json.loads((cwd / "run1" / "metrics.json").read_text())
     result = subprocess.run([sys.executable, str(SCRIPTS / "reference_gap.py"), train_metrics["best_checkpoint"],
@@ -76,9 +76,11 @@ def test_reference_gap_reads_both_renderers_through_captcha_predict(trained, tmp
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    ours, pil = lines[1].split()[-3:], lines[2].split()[-3:]
-    assert ours[0] == pil[0] == "96" and len(list((tmp_path / "pil").glob("*.png"))) == 96
+    ours, reference, touching = (lines[k].split()[-3:] for k in (1, 2, 3))
+    assert ours[0] == reference[0] == touching[0] == "96"
+    assert all(len(list((tmp_path / side).glob("*.png"))) == 96 for side in ("ours", "reference", "touching"))
     # Our side is the run's own test CAPTCHAs 0..95, read back from 8-bit PNGs.
     assert float(ours[2]) == pytest.approx(train_metrics["test/acc_mean"], abs=0.02)
-    gap = 100 * (float(ours[1]) - float(pil[1]))
-    assert lines[3] == f"gap: {gap:+.2f} points of whole-CAPTCHA accuracy"
+    for line, (layout, side) in zip(lines[4:], (("reference", reference), ("touching", touching))):
+        gap = 100 * (float(ours[1]) - float(side[1]))
+        assert line == f"gap, {layout} layout: {gap:+.2f} points of whole-CAPTCHA accuracy"

@@ -80,7 +80,8 @@ def default_model_id(ckpt_path: str) -> str:
     return f"{run.parent.name}/{name}" if (run.parent / PLAN_FILE).is_file() else name
 
 
-def predictions_table(module: CaptchaModule, *, model_id: str, noise_type: str, seed: int) -> pd.DataFrame:
+def predictions_table(module: CaptchaModule, *, model_id: str, noise_type: str, seed: int,
+                      layout: str) -> pd.DataFrame:
     """The test pass's per-CAPTCHA records as the predictions table."""
     records = {key: torch.cat([r[key] for r in module.test_records]) for key in module.test_records[0]}
     order = records["captcha_id"].argsort(stable=True)  # under DDP the ranks' records come one rank after another
@@ -94,6 +95,7 @@ def predictions_table(module: CaptchaModule, *, model_id: str, noise_type: str, 
         "noise_type": noise_type,
         "noise_level": records["noise_level"].double().round(decimals=6).numpy(),
         "seed": seed,
+        "layout": layout,
         "captcha_id": records["captcha_id"].numpy(),
         "label": digit_strings(label),
         "prediction": digit_strings(prediction),

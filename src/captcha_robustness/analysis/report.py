@@ -16,6 +16,8 @@ TABLES = ("summary", "thresholds", "logit_quality", "logit_lr_tests", "marginal_
           "degradation", "digit_errors", "position_errors", "pair_errors", "confusions", "hardest",
           "source_digits", "damage", "security", "security_thresholds", "mce", "defence_ranking", "transfer",
           "adversarial_thresholds", "adversarial_transfer")
+# Tables written before the predictions table recorded data.render.layout were all drawn in this one.
+LEGACY_LAYOUT = "touching"
 FIGURES = ("accuracy_vs_level.png", "accuracy_vs_damage.png", "gallery.png", "source_digits.png",
            "adversarial_curves.png")
 
@@ -242,6 +244,14 @@ def adversarial_section(t: dict[str, pd.DataFrame], figures: list[str]) -> list[
             markdown(t["adversarial_transfer"])]
 
 
+def layout_line(summary: pd.DataFrame) -> str:
+    """Which layout (docs/data.md) the CAPTCHAs read here were drawn in."""
+    if "layout" not in summary:
+        return f"CAPTCHAs drawn in the {LEGACY_LAYOUT} layout (a table from before the layout was recorded)."
+    layouts = sorted({name for names in summary["layout"].dropna() for name in str(names).split("+")})
+    return f"CAPTCHAs drawn in the {' and '.join(layouts)} layout{'s' if len(layouts) > 1 else ''}."
+
+
 def write_report(folder: Path, figures: list[str] | None = None, *, sources: list[str] | None = None,
                  notes: list[str] | None = None) -> Path:
     """report.md in `folder`, from the analysis tables there. `figures`: the PNGs to show
@@ -255,7 +265,7 @@ def write_report(folder: Path, figures: list[str] | None = None, *, sources: lis
               f"{summary['model_id'].nunique()} solver/model(s) under {summary['noise_type'].nunique()} noise "
               f"type(s), {len(summary)} conditions in all (summary.csv)")
     parts = ["# Analysis of CAPTCHA predictions",
-             (f"Sources: {', '.join(map(str, sources))}. " if sources else "") + header + ".",
+             (f"Sources: {', '.join(map(str, sources))}. " if sources else "") + header + ". " + layout_line(summary),
              *(notes or []), "## Findings", "\n".join(line for line in found if line.startswith("-")),
              *[line for line in found if line.startswith("!")],
              "## Accuracy at a glance (summary.csv)",
@@ -265,7 +275,7 @@ def write_report(folder: Path, figures: list[str] | None = None, *, sources: lis
     if "thresholds" in t and "logit_quality" in t:
         parts += noise_sections(t)
     comparisons = t.get("comparisons", pd.DataFrame(columns=["diff"]))
-    comparisons = comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False).index)
+    comparisons = comparisons.reindex(comparisons["diff"].abs().sort_values(ascending=False, kind="stable").index)
     readings = comparison_readings(comparisons) if "comparisons" in t else [
         "- comparisons.csv is not in this folder (a committed study may leave the large table out)."]
     parts += ["## Paired comparisons (comparisons.csv)",

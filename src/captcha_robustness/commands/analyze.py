@@ -36,6 +36,7 @@ from captcha_robustness.analysis.images import (
     save_source_digits,
 )
 from captcha_robustness.analysis.load import load_predictions
+from captcha_robustness.analysis.report import LEGACY_LAYOUT
 from captcha_robustness.analysis.logit import analyse
 from captcha_robustness.analysis.paired import comparisons, degradation
 from captcha_robustness.analysis.report import write_report
@@ -95,7 +96,10 @@ def model_labels(table: pd.DataFrame) -> pd.Series:
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    rows = [{**dict(zip(CONDITION, key)), **summarize(group)}
+    """Accuracy per condition, with the layout(s) its CAPTCHAs were drawn in."""
+    layouts = table["layout"] if "layout" in table else pd.Series(None, index=table.index, dtype=object)
+    layouts = layouts.fillna(LEGACY_LAYOUT)
+    rows = [{**dict(zip(CONDITION, key)), **summarize(group), "layout": "+".join(sorted(set(layouts[group.index])))}
             for key, group in table.groupby(CONDITION, sort=True)]
     return pd.DataFrame(rows)
 

@@ -108,7 +108,7 @@ def evaluate_cnn(cfg: DictConfig, out: Path) -> tuple[pd.DataFrame, dict[str, fl
         return None
     metrics = metrics_to_floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     table = predictions_table(module, model_id=cfg.model_id or " + ".join(map(default_model_id, paths)) + member_suffix,
-                              noise_type=datamodule.noise.label, seed=cfg.seed)
+                              noise_type=datamodule.noise.label, seed=cfg.seed, layout=datamodule.render_cfg.layout)
     train_noises = dict.fromkeys(str((member.hparams.data_info or {}).get("train_noise")) for member in modules)
     if len(train_noises) > 1:
         table["train_noise"] = " + ".join(train_noises)

@@ -25,6 +25,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from captcha_robustness.commands.cli import override_list
+from captcha_robustness.data.settings import RenderConfig
 from captcha_robustness.errors import ConfigError
 from captcha_robustness.files import read_json, write_json
 from captcha_robustness.solvers.ocrspace import api_key
@@ -60,11 +61,13 @@ def _commit(out: Path) -> dict[str, object]:
 
 
 class StudyLog:
-    """study.json: this attempt's command, commit and step timings (earlier attempts kept),
-    rewritten atomically after every step."""
+    """study.json: the layout its CAPTCHAs are drawn in, this attempt's command, commit and step
+    timings (earlier attempts kept), rewritten atomically after every step."""
 
-    def __init__(self, path: Path, command: str) -> None:
+    def __init__(self, path: Path, command: str, common: list[str]) -> None:
         self.path = path
+        chosen = [o.partition("=")[2] for o in common if o.startswith("data.render.layout=")]
+        self.layout = chosen[-1] if chosen else RenderConfig().layout
         earlier = read_json(path) or {}
         self.attempts = [*earlier.get("earlier_attempts", []), *([earlier["attempt"]] if "attempt" in earlier else [])]
         self.attempt = {"command": command, **_commit(path.parent), "started": _now(), "steps": [], "finished": None}
@@ -89,7 +92,7 @@ class StudyLog:
         self._save()
 
     def _save(self) -> None:
-        write_json(self.path, {"attempt": self.attempt, "earlier_attempts": self.attempts})
+        write_json(self.path, {"layout": self.layout, "attempt": self.attempt, "earlier_attempts": self.attempts})
 
 
 def has_ocrspace_key() -> bool:
@@ -118,7 +121,7 @@ def study(cfg: DictConfig) -> None:
     if not regimes:
         raise ConfigError("study.regimes: give at least one training noise (conf/noise/), e.g. [none,sp_mixed]")
     noises = f"noise={','.join(override_list(cfg, 'study.eval.noises'))}"
-    log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]))
+    log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]), common)
     predictions = [out / "eval"]
     try:
         log.run("train one model per regime", "train", ["-m", f"noise={','.join(regimes)}", *common, *sweeps, *train,
@@ -169,7 +172,7 @@ def adversarial_study(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     common, train = override_list(cfg, "study.common"), override_list(cfg, "study.train")
     regimes, analyze = override_list(cfg, "study.regimes"), override_list(cfg, "study.analyze")
-    log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]))
+    log = StudyLog(out / "study.json", shlex.join(["captcha-study", *sys.argv[1:]]), common)
     r = s.replication
     runs = {"train": ["-m", f"noise={_choices(regimes)}", *train],
             "train_adversarial": ["-m", *override_list(cfg, "study.adversarial_training"), *train],

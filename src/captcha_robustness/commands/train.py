@@ -89,7 +89,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         save_confusion(module, out)
         table = predictions_table(module, model_id=default_model_id(best or last or ""),
-                                  noise_type=datamodule.noise.label, seed=cfg.seed)
+                                  noise_type=datamodule.noise.label, seed=cfg.seed,
+                                  layout=datamodule.render_cfg.layout)
         with atomic_path(out / PREDICTIONS_FILE) as tmp:
             table.to_parquet(tmp, index=False)
         wait = callbacks.get("data_wait")

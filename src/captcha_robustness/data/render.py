@@ -21,12 +21,16 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from captcha_robustness.data import rng
-from captcha_robustness.data.settings import Augment, RenderConfig  # noqa: F401 - re-exported
+from captcha_robustness.data import pil_geometry, rng
+from captcha_robustness.data.settings import LAYOUT_NAMES, Augment, RenderConfig  # noqa: F401 - re-exported
 
 DIGIT_SIZE = 28
 # PIL works in uint8: a pixel is ink when it would round to at least 1/255.
 INK_THRESHOLD = 0.5 / 255
+REFERENCE = LAYOUT_NAMES.index("reference")
+# The reference layout's working canvas (width, height) and where the first digit's ink starts.
+WORK_CANVAS = (300, 100)
+FIRST_X = 10
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ class CaptchaParams:
     factor), or None, and each digit's erased square, int64 (B, num_digits, 4) as its first
     and one-past-last column, then row, in the 28 x 28 source, or None; `baseline`, int64
     (B, num_digits) or None, moves each digit down (or up, when negative) by that many pixels
-    of the working canvas (a layout corruption; the recipe centres every digit)."""
+    of the working canvas (a layout corruption); `layout`, int64 (B,) or None (data.render's),
+    indexes LAYOUT_NAMES. In the reference layout `overlap` is minus the gap between digits."""
 
     digit_index: torch.Tensor
     scale: torch.Tensor
@@ -139,14 +144,15 @@ class CaptchaParams:
     style: torch.Tensor | None = None
     erase: torch.Tensor | None = None
     baseline: torch.Tensor | None = None
+    layout: torch.Tensor | None = None
 
-    def __getitem__(self, rows: slice) -> CaptchaParams:
+    def __getitem__(self, rows: slice | torch.Tensor) -> CaptchaParams:
         def part(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x[rows]
 
         return CaptchaParams(self.digit_index[rows], self.scale[rows], self.angle_deg[rows], self.overlap[rows],
                              part(self.displacement), part(self.stroke), part(self.padding), part(self.style),
-                             part(self.erase), part(self.baseline))
+                             part(self.erase), part(self.baseline), part(self.layout))
 
     def max_padding(self, cfg: RenderConfig) -> int:
         """The largest padding of any side of any CAPTCHA here, which sizes the canvas."""
@@ -155,6 +161,12 @@ class CaptchaParams:
     def max_shift(self) -> int:
         """The largest vertical move of any digit here (`baseline`), which also sizes the canvas."""
         return 0 if self.baseline is None or not self.baseline.numel() else int(self.baseline.abs().max())
+
+    def layouts(self, cfg: RenderConfig) -> torch.Tensor:
+        """Each CAPTCHA's layout, (B,) int64 indexes into LAYOUT_NAMES."""
+        if self.layout is not None:
+            return self.layout
+        return torch.full(self.scale.shape[:1], LAYOUT_NAMES.index(cfg.layout), device=self.scale.device)
 
     def widest_gap(self, cfg: RenderConfig) -> int:
         """The largest |overlap| here or in the recipe: the canvas is wide enough for it."""
@@ -165,7 +177,9 @@ class CaptchaParams:
 def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment: Augment = Augment()) -> CaptchaParams:
     """Draw each CAPTCHA's digits and geometry from its own key. The augments' draws come from
     words after those (elastic offsets, then stroke weights, paddings, restyling, erasures),
-    so an augmented CAPTCHA has the same digits, scales, angles and overlaps."""
+    so an augmented CAPTCHA has the same digits, scales, angles and overlaps. A CAPTCHA's layout
+    (among `augment.layouts`, when there are several) comes from the last word; its spacing
+    draw is a gap in the reference layout and an overlap in the touching one."""
     n = cfg.num_digits
     cells = augment.elastic_cells
     elastic = 2 * n * cells * cells if augment.elastic_alpha > 0 else 0
@@ -174,13 +188,26 @@ def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment
     sides = 4 if jitter else 0
     styles = 2 * n if augment.restyles else 0
     erasures = 2 * n if augment.erase else 0
-    words = rng.random_words(keys, 4 * n + elastic + strokes + sides + styles + erasures)
+    choices = augment.layouts or (cfg.layout,)
+    words = rng.random_words(keys, 4 * n + elastic + strokes + sides + styles + erasures + (len(choices) > 1))
     unit = rng.words_to_unit(words[:, n:]).float()
     digit_index = ((words[:, :n] >> 1) & ((1 << 62) - 1)) % pool_size
     scale = cfg.scale_min + unit[:, :n] * (cfg.scale_max - cfg.scale_min)
     angle = cfg.rotation_min + unit[:, n:2 * n] * (cfg.rotation_max - cfg.rotation_min)
-    span = cfg.overlap_max - cfg.overlap_min + 1
-    overlap = cfg.overlap_min + (unit[:, 2 * n:3 * n - 1] * span).long().clamp_(max=span - 1)
+
+    def integers(u: torch.Tensor, low: int, high: int) -> torch.Tensor:
+        return low + (u * (high - low + 1)).long().clamp_(max=high - low)
+
+    spacing = unit[:, 2 * n:3 * n - 1]
+    codes = torch.tensor([LAYOUT_NAMES.index(name) for name in choices], device=keys.device)
+    if len(choices) > 1:
+        layout = codes[(unit[:, -1] * len(choices)).long().clamp_(max=len(choices) - 1)]
+    else:
+        layout = codes.expand(len(keys))
+    overlap = integers(spacing, cfg.overlap_min, cfg.overlap_max)
+    if REFERENCE in codes:
+        gap = integers(spacing, cfg.gap_min, cfg.gap_max)
+        overlap = torch.where((layout == REFERENCE).view(-1, 1), -gap, overlap)
     displacement = stroke = padding = style = erase = None
     if elastic:
         offsets = unit[:, 3 * n:3 * n + elastic] * 2 - 1
@@ -196,11 +223,13 @@ def sample_params(keys: torch.Tensor, pool_size: int, cfg: RenderConfig, augment
         signed = (unit[:, first:first + styles] * 2 - 1).view(-1, n, 2)
         style = torch.stack([signed[..., 0] * augment.slant, signed[..., 1] * augment.aspect + 1], -1)
     if erasures:  # each square's centre pixel (x, y), uniform over the digit image
-        centre = (unit[:, -erasures:] * DIGIT_SIZE).long().clamp_(max=DIGIT_SIZE - 1).view(-1, n, 2)
+        first = 3 * n + elastic + strokes + sides + styles
+        centre = (unit[:, first:first + erasures] * DIGIT_SIZE).long().clamp_(max=DIGIT_SIZE - 1).view(-1, n, 2)
         start = centre - augment.erase // 2
         erase = torch.stack([start[..., 0], start[..., 0] + augment.erase,
                              start[..., 1], start[..., 1] + augment.erase], -1)
-    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke, padding, style, erase)
+    return CaptchaParams(digit_index, scale, angle, overlap, displacement, stroke, padding, style, erase,
+                         layout=layout)
 
 
 def _erase_squares(digits: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
@@ -306,26 +335,55 @@ def _ink_extent(profile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int, chunk: int = 256) -> torch.Tensor:
-    """Render clean CAPTCHAs: float32 (B, 1, height, width) in [0, 1], white digits on black.
+    """Render clean CAPTCHAs: float32 (B, 1, height, width) in [0, 1], white digits on black,
+    each in its layout (`params.layouts`).
 
-    `params.digit_index` points into `pool`; `patch` comes from `patch_size`. On a CPU all
-    but the last step run `chunk` CAPTCHAs at a time, which bounds their temporaries (a few tens
-    of MiB per 256 CAPTCHAs) while keeping each op large enough that its fixed cost is small;
-    the last step (the vertical stretch) then writes the whole batch at once, so the result
-    is never copied.
+    `params.digit_index` points into `pool`; `patch` comes from `patch_size` (the reference
+    layout sizes its own). On a CPU all but the last step run `chunk` CAPTCHAs at a time, which
+    bounds their temporaries (a few tens of MiB per 256 CAPTCHAs) while keeping each op large
+    enough that its fixed cost is small; the last step (the vertical stretch) then writes the
+    whole batch at once, so the result is never copied.
     """
+    reference = params.layouts(cfg) == REFERENCE
+    if bool(reference.all()):
+        return _render(pool, params, cfg, patch, chunk, reference=True)
+    if not bool(reference.any()):
+        return _render(pool, params, cfg, patch, chunk, reference=False)
+    images = torch.empty(len(reference), 1, cfg.height, cfg.width, device=pool.images.device)
+    for rows, is_reference in ((reference.nonzero().view(-1), True), ((~reference).nonzero().view(-1), False)):
+        images[rows] = _render(pool, params[rows], cfg, patch, chunk, is_reference)
+    return images
+
+
+def _render(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int, chunk: int,
+            reference: bool) -> torch.Tensor:
+    """`render` of CAPTCHAs all in one layout."""
     b = params.digit_index.shape[0]
     device = pool.images.device
     max_pad = params.max_padding(cfg)
-    canvas_h = _canvas_height(patch, max_pad, params.max_shift())
+    if reference:
+        sides = digit_sides(params.scale)
+        patch = pil_geometry.patch_for(sides, cfg.rotation_min, cfg.rotation_max)
+        # Each digit's ink sits up to a patch below the centre line, and as far up as half its height.
+        canvas_h = _canvas_height(patch, max_pad, params.max_shift() + math.ceil(patch / 4))
+    else:
+        canvas_h = _canvas_height(patch, max_pad, params.max_shift())
     step = max(b, 1) if device.type != "cpu" else chunk
     columns = torch.empty(b, canvas_h, cfg.width, device=device)
     crop_h = torch.empty(b, 1, dtype=torch.int64, device=device)
     for start in range(0, b, step):
         part = slice(start, start + step)
-        crop_h[part] = _stretch_columns(pool, params[part], cfg, patch, max_pad, out=columns[part])
-    images = _resize_rows(columns.view(b * canvas_h, cfg.width), crop_h, canvas_h, cfg.height)
+        if reference:
+            crop_h[part] = _reference_columns(pool, params[part], sides[part], cfg, patch, canvas_h, out=columns[part])
+        else:
+            crop_h[part] = _stretch_columns(pool, params[part], cfg, patch, max_pad, out=columns[part])
+    images = _resize_rows(columns.view(b * canvas_h, cfg.width), crop_h, canvas_h, cfg.height, like_pil=reference)
     return images.view(b, 1, cfg.height, cfg.width)
+
+
+def digit_sides(scale: torch.Tensor) -> torch.Tensor:
+    """The reference layout's digit sizes: int(28 * scale) pixels square, as it resized them."""
+    return (scale.double() * DIGIT_SIZE).floor().long().clamp_(min=1)
 
 
 def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, patch: int, max_pad: int,
@@ -362,10 +420,7 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     ink_y = -torch.div(height + 1, 2, rounding_mode="floor")
     if params.baseline is not None:
         ink_y = ink_y + params.baseline
-    if params.padding is None:
-        pad_left = pad_right = pad_top = pad_bottom = cfg.padding
-    else:
-        pad_left, pad_right, pad_top, pad_bottom = params.padding.split(1, dim=1)
+    pad_left, pad_right, pad_top, pad_bottom = _paddings(params, cfg)
     crop_x0 = ink_x.amin(1, keepdim=True) - pad_left
     crop_y0 = ink_y.amin(1, keepdim=True) - pad_top
     crop_w = (ink_x + width).amax(1, keepdim=True) + pad_right - crop_x0
@@ -397,20 +452,134 @@ def _stretch_columns(pool: DigitPool, params: CaptchaParams, cfg: RenderConfig, 
     return crop_h
 
 
-def _resize_rows(rows: torch.Tensor, size_in: torch.Tensor, stride: int, size_out: int, first: int = 0) -> torch.Tensor:
+def _reference_columns(pool: DigitPool, params: CaptchaParams, sides: torch.Tensor, cfg: RenderConfig, patch: int,
+                       canvas_h: int, out: torch.Tensor) -> torch.Tensor:
+    """`_stretch_columns` in the reference layout, as the reference drew it with Pillow: each
+    digit resized to sides x sides and rotated into its layer, in two 8-bit passes; the ink
+    boxes laid left to right with a gap (minus `params.overlap`) between them; each layer's top
+    (not its ink's) at (100 - ink height) // 2 of the 300 x 100 working canvas, whose edges
+    clip the ink and the crop; digits alpha-composited; the crop stretched with Pillow's filter,
+    rounded to 8 bits."""
+    b, n = params.digit_index.shape
+    device = pool.images.device
+    flat_index = params.digit_index.reshape(-1)
+    digits = _augmented_sources(pool.images.index_select(0, flat_index), params)
+    resized = pil_geometry.resize_squares(digits, sides.reshape(-1))
+    layers, _, layer_top = pil_geometry.rotate_into(resized, sides.reshape(-1), params.angle_deg.reshape(-1), patch)
+    patches = layers.div_(255.0)
+
+    first, last = _ink_extent(torch.cat([patches.amax(dim=1), patches.amax(dim=2)]))
+    left, top = first.view(2, b, n)
+    right, bottom = last.view(2, b, n)
+    width, height = right - left, bottom - top
+    work_w, work_h = WORK_CANVAS
+    advance = width[:, :-1] - params.overlap
+    ink_x = torch.cat([torch.zeros_like(width[:, :1]), advance.cumsum(1)], 1)  # relative to x = FIRST_X
+    ink_y = torch.div(work_h - height, 2, rounding_mode="floor") + top - layer_top.view(b, n) - work_h // 2
+    if params.baseline is not None:
+        ink_y = ink_y + params.baseline
+    # Working-canvas coordinates relative to the first ink (x) and the centre line (y).
+    x_range, y_range = (-FIRST_X, work_w - FIRST_X), (-(work_h // 2), work_h - work_h // 2)
+    within = torch.arange(patch, device=device)
+    cols_in = _between(ink_x - left, within, x_range)
+    rows_in = _between(ink_y - top, within, y_range)
+    patches = patches.view(b, n, patch, patch).mul_((rows_in.unsqueeze(-1) & cols_in.unsqueeze(-2)).float())
+
+    pad_left, pad_right, pad_top, pad_bottom = _paddings(params, cfg)
+    crop_x0 = (ink_x.amin(1, keepdim=True) - pad_left).clamp_(min=x_range[0])
+    crop_y0 = (ink_y.amin(1, keepdim=True) - pad_top).clamp_(min=y_range[0])
+    crop_w = (ink_x + width).amax(1, keepdim=True).add_(pad_right).clamp_(max=x_range[1]) - crop_x0
+    crop_h = (ink_y + height).amax(1, keepdim=True).add_(pad_bottom).clamp_(max=y_range[1]) - crop_y0
+
+    canvas_w = n * patch + (n - 1) * params.widest_gap(cfg) + 2 * params.max_padding(cfg)
+    margin_cols = math.ceil((patch + 1) * (canvas_h + 1) / canvas_h)
+    row_cols = canvas_w + 2 * margin_cols
+    origin_x = ink_x - left - crop_x0 + margin_cols
+    origin_y = ink_y - top - crop_y0
+    index = (origin_x * canvas_h + origin_y).view(b, n, 1, 1) + _patch_pixel_index(patch, canvas_h, device)
+    # Alpha compositing: the canvas keeps 1 - prod(1 - alpha), rounded to 8 bits as Pillow's is.
+    clear = torch.ones(b, row_cols * canvas_h, device=device)
+    clear.scatter_reduce_(1, index.view(b, -1), patches.view(b, -1).neg_().add_(1.0), reduce="prod")
+    canvas = clear.mul_(-255.0).add_(255.0).round_().div_(255.0).view(b * row_cols, canvas_h)
+
+    columns = _resize_rows(canvas, crop_w, row_cols, cfg.width, first=margin_cols, like_pil=True)
+    out.copy_(columns.view(b, cfg.width, canvas_h).transpose(1, 2))
+    return crop_h
+
+
+def _between(start: torch.Tensor, within: torch.Tensor, bounds: tuple[int, int]) -> torch.Tensor:
+    """(B, n, P) bool: whether pixel `within` of each patch, whose pixel 0 lands at `start`
+    (B, n), falls inside [low, high) of the working canvas."""
+    where = start.unsqueeze(-1) + within
+    return (where >= bounds[0]) & (where < bounds[1])
+
+
+def _paddings(params: CaptchaParams, cfg: RenderConfig) -> tuple[torch.Tensor | int, ...]:
+    """The crop's padding (left, right, top, bottom): (B, 1) each, or the config's."""
+    if params.padding is None:
+        return (cfg.padding,) * 4
+    return tuple(params.padding.split(1, dim=1))
+
+
+def _augmented_sources(images: torch.Tensor, params: CaptchaParams) -> torch.Tensor:
+    """(N, 28, 28) float64 8-bit values: the pool's digits with the training augments that act
+    on the source digit (erasure, stroke, slant and width, elastic warp about the image centre)
+    applied and rounded back to 8 bits, as if each augmented digit were an image of its own."""
+    if params.erase is None and params.stroke is None and params.style is None and params.displacement is None:
+        return images.double()
+    digits = images.unsqueeze(1).float().div_(255.0)
+    if params.erase is not None:
+        digits = _erase_squares(digits, params.erase.flatten(0, 1))
+    if params.stroke is not None:
+        digits = _restroke(digits, params.stroke.reshape(-1))
+    if params.style is not None or params.displacement is not None:
+        count = digits.shape[0]
+        centre = torch.full((count, 2), DIGIT_SIZE / 2, device=digits.device)
+        ones = torch.ones(count, device=digits.device)
+        displacement = None if params.displacement is None else params.displacement.flatten(0, 1)
+        style = None if params.style is None else params.style.flatten(0, 1)
+        digits = _digit_patches(digits, centre, ones, ones * 0, DIGIT_SIZE, displacement, style)
+    return digits.squeeze(1).mul_(255.0).round_().clamp_(0, 255).double()
+
+
+def _resize_rows(rows: torch.Tensor, size_in: torch.Tensor, stride: int, size_out: int, first: int = 0,
+                 like_pil: bool = False) -> torch.Tensor:
     """Linear resizing along the first axis: `rows` holds B blocks of `stride` rows, of which
     `size_in` (B, 1) rows from the block's row `first` are item b's; returns B blocks of
-    `size_out` rows.
+    `size_out` rows. `like_pil`: Pillow's bilinear filter (wider when shrinking, reading only
+    the item's rows) and its 8-bit rounding.
 
-    Each output row is a weighted sum of two input rows, which `embedding_bag` gathers and
-    blends in one pass (several times faster on a CPU than gathering both, then blending).
+    Each output row is a weighted sum of input rows, which `embedding_bag` gathers and blends
+    in one pass (several times faster on a CPU than gathering both, then blending).
     `rows` must be contiguous: a strided one takes another path that rounds differently."""
+    base = torch.arange(size_in.shape[0], device=rows.device).view(-1, 1) * stride + first
+    if like_pil:
+        index, weight = _pil_taps(size_in, size_out)
+        out = F.embedding_bag(index.add_(base.unsqueeze(-1)).flatten(0, 1), rows,
+                              per_sample_weights=weight.flatten(0, 1), mode="sum")
+        return out.mul_(255.0).round_().clamp_(0, 255).div_(255.0)
     pos = _output_centres(size_out, rows.device) * (size_in.float() / size_out) - 0.5
     low = pos.floor()
     frac = pos - low
-    base = torch.arange(size_in.shape[0], device=rows.device).view(-1, 1) * stride + first
     low = low.long()
     last = stride - 1 - first
     index = torch.stack([low.clamp(0, last), (low + 1).clamp_(0, last)], -1).add_(base.unsqueeze(-1))
     weight = torch.stack([1 - frac, frac], -1)
     return F.embedding_bag(index.view(-1, 2), rows, per_sample_weights=weight.view(-1, 2), mode="sum")
+
+
+def _pil_taps(size_in: torch.Tensor, size_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's bilinear filter from `size_in` (B, 1) to `size_out` rows: the rows each output
+    row reads, (B, size_out, K) int64 within [0, size_in), and their normalised weights."""
+    scale = size_in.double() / size_out
+    support = scale.clamp(min=1.0)
+    centre = (torch.arange(size_out, device=size_in.device, dtype=torch.float64) + 0.5) * scale  # (B, out)
+    start = (centre - support + 0.5).floor().clamp_(min=0)
+    stop = torch.minimum((centre + support + 0.5).floor(), size_in.double())
+    taps = math.ceil(2 * float(support.max())) + 1 if size_in.numel() else 2
+    index = start.unsqueeze(-1) + torch.arange(taps, device=size_in.device, dtype=torch.float64)
+    weight = (1 - ((index - centre.unsqueeze(-1) + 0.5) / support.unsqueeze(-1)).abs()).clamp_(min=0)
+    weight = weight.masked_fill_(index >= stop.unsqueeze(-1), 0.0)
+    weight = weight / weight.sum(-1, keepdim=True).clamp_(min=1e-12)
+    last = (size_in - 1).clamp(min=0).unsqueeze(-1)
+    return torch.minimum(index.long(), last), weight.float()

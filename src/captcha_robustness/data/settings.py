@@ -13,8 +13,18 @@ from captcha_robustness.errors import ConfigError
 from captcha_robustness.validate import check_field
 
 
+LAYOUT_NAMES = ("reference", "touching")
+
+
 @dataclass(frozen=True)
 class RenderConfig:
+    """How clean CAPTCHAs are drawn (`data.render`). `layout` names how the digits are laid out:
+    - reference: as the reference study drew them (docs/data.md): `gap_min`-`gap_max` blank
+      columns between neighbouring digits' ink, each digit's rotated image (not its ink)
+      centred vertically, digits resized and rotated in two 8-bit passes;
+    - touching: neighbouring digits' ink overlapping by `overlap_min`-`overlap_max` pixels,
+      each digit's ink centred vertically, one float pass per digit."""
+
     num_digits: int = 4
     height: int = 100
     width: int = 110
@@ -22,9 +32,12 @@ class RenderConfig:
     scale_max: float = 1.3
     rotation_min: float = -20.0  # degrees, counter-clockwise positive
     rotation_max: float = 20.0
-    overlap_min: int = 2  # pixels, inclusive
+    overlap_min: int = 2  # pixels, inclusive (the touching layout)
     overlap_max: int = 6
     padding: int = 2
+    layout: str = "reference"
+    gap_min: int = 2  # pixels, inclusive (the reference layout)
+    gap_max: int = 6
 
     def __post_init__(self) -> None:
         def check(ok: bool, field: str, allowed: str) -> None:
@@ -41,6 +54,10 @@ class RenderConfig:
               and 0 <= self.overlap_min <= self.overlap_max <= 20, "overlap_min/overlap_max",
               "integers with 0 <= overlap_min <= overlap_max <= 20")
         check(isinstance(self.padding, int) and 0 <= self.padding <= 20, "padding", "an integer in [0, 20]")
+        check(self.layout in LAYOUT_NAMES, "layout", f"one of {', '.join(LAYOUT_NAMES)} (got {self.layout!r})")
+        check(isinstance(self.gap_min, int) and isinstance(self.gap_max, int)
+              and 0 <= self.gap_min <= self.gap_max <= 20, "gap_min/gap_max",
+              f"integers with 0 <= gap_min <= gap_max <= 20 (got {self.gap_min!r}, {self.gap_max!r})")
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,11 @@ class Augment:
     - slant and aspect: each digit is restyled as another writer's hand before its scale and
       rotation: sheared (x += k y, k uniform in [-slant, slant]; y points down) and made
       wider or narrower (width times a factor uniform in [1 - aspect, 1 + aspect]);
+    - layouts: the layouts (data.render.layout's names) that training CAPTCHAs are drawn in,
+      each CAPTCHA's chosen uniformly from the list by its key (a name twice: twice the odds);
+      None keeps data.render's. A CAPTCHA keeps
+      its digits, scales, angles and augments whatever layout it is drawn in, and its spacing
+      draw becomes a gap (data.render.gap_*) or an overlap (overlap_* or `overlap` above);
     - erase: a square of `erase` x `erase` source pixels is blacked out in each digit before
       any other change, its centre uniform over the 28 x 28 image, so it often misses the ink
       or clips it (Cutout, DeVries and Taylor, 2017): the network must read digits with a
@@ -76,6 +98,7 @@ class Augment:
     slant: float = 0.0
     aspect: float = 0.0
     erase: int = 0
+    layouts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         alpha, cells, stroke, jitter = self.elastic_alpha, self.elastic_cells, self.stroke, self.padding_jitter
@@ -93,11 +116,17 @@ class Augment:
                 raise ConfigError(f"data.augment.overlap: must be null or [min, max], integers with "
                                   f"0 <= min <= max <= 20 pixels (got {self.overlap!r})")
             object.__setattr__(self, "overlap", low_high)
+        if self.layouts is not None:
+            names = tuple(self.layouts) if isinstance(self.layouts, (list, tuple)) else ()
+            if not names or any(name not in LAYOUT_NAMES for name in names):
+                raise ConfigError(f"data.augment.layouts: must be null or a non-empty list of layouts among "
+                                  f"{', '.join(LAYOUT_NAMES)}, a name repeated to weight it (got {self.layouts!r})")
+            object.__setattr__(self, "layouts", names)
 
     @property
     def active(self) -> bool:
         return (self.elastic_alpha > 0 or self.stroke > 0 or self.padding_jitter > 0 or self.overlap is not None
-                or self.restyles or self.erase > 0)
+                or self.restyles or self.erase > 0 or self.layouts is not None)
 
     @property
     def restyles(self) -> bool:

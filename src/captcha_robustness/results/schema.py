@@ -19,6 +19,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "noise_type": ("object", "the test noise: none, gaussian, salt_and_pepper, or a mixture 'a+b'"),
     "noise_level": ("float64", "the level this CAPTCHA's noise was drawn at, in [0, 1]"),
     "seed": ("int64", "the seed that fixes the test CAPTCHAs and their noise"),
+    "layout": ("object", "the layout the CAPTCHAs were drawn in, data.render.layout: reference or touching "
+                         "(tables written before the layout was named lack the column: they are touching)"),
     "captcha_id": ("int64", "the CAPTCHA's index: the same clean image and label at every noise and solver"),
     "label": ("object", "the true digits, e.g. '0427'"),
     "prediction": ("object", "the digits as read; OCR may give another length or ''"),

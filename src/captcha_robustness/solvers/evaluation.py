@@ -34,6 +34,7 @@ def ocr_predictions(solver: OcrSolver, preprocess: Preprocess, keep: str, datamo
     table["n_correct"] = position_hits(table["label"], table["prediction"]).sum(axis=1).astype("int64")
     table = table.assign(solver=solver.name, model_id=solver.model_id, train_noise=pd.Series(dtype="string"),
                          architecture=solver.name, noise_type=noise_type, seed=seed,
+                         layout=datamodule.render_cfg.layout,
                          surrogate=pd.Series([None] * len(table), dtype="string"))
     return in_column_order(table)
 
