@@ -1,4 +1,6 @@
-"""Batched CAPTCHA renderer following the reference recipe (docs/reference.md).
+"""Batched CAPTCHA renderer following the reference recipe (docs/reference.md), in two
+layouts: `reference` (`_reference_columns`, Pillow's passes reproduced exactly) and
+`touching`, described here.
 
 Per digit: scale and rotate about its ink centre (one bilinear sample into a small P x P
 patch) and find its ink box; lay the ink boxes left to right with a random overlap, each
